@@ -1,0 +1,193 @@
+// powerret._core: converts DLPack arrays (NumPy, PyTorch, CuPy, JAX) into powerret::Tensor views,
+// calls the C++ API with the GIL released, and maps powerret::Error onto ValueError / TypeError /
+// RuntimeError. No logic and no allocation here: the Python package allocates every output with
+// the caller's framework and passes it in.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "powerret/powerret.hpp"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace {
+
+// Inputs are read-only views; outputs writable. Neither is ever converted or copied.
+using In = nb::ndarray<nb::ro>;
+using Out = nb::ndarray<>;
+
+powerret::DType to_dtype(nb::dlpack::dtype t, const char* name) {
+  using nb::dlpack::dtype_code;
+  const auto code = static_cast<dtype_code>(t.code);
+  if (t.lanes == 1) {
+    if (code == dtype_code::Float && t.bits == 16) return powerret::DType::kFloat16;
+    if (code == dtype_code::Bfloat && t.bits == 16) return powerret::DType::kBFloat16;
+    if (code == dtype_code::Float && t.bits == 32) return powerret::DType::kFloat32;
+    if (code == dtype_code::Float && t.bits == 64) return powerret::DType::kFloat64;
+    if (code == dtype_code::Int && t.bits == 32) return powerret::DType::kInt32;
+    if (code == dtype_code::UInt && t.bits == 8) return powerret::DType::kUInt8;
+  }
+  throw nb::type_error((std::string("argument '") + name + "': unsupported dtype (code " +
+                        std::to_string(t.code) + ", " + std::to_string(t.bits) + " bits)")
+                           .c_str());
+}
+
+template <class A>
+powerret::Tensor to_tensor(const A& a, const char* name) {
+  powerret::Tensor t;
+  if (a.ndim() > static_cast<size_t>(powerret::kMaxRank))
+    throw nb::value_error((std::string("argument '") + name + "': expected rank <= " +
+                           std::to_string(powerret::kMaxRank) + ", got " + std::to_string(a.ndim()))
+                              .c_str());
+  t.data = const_cast<void*>(static_cast<const void*>(a.data()));
+  t.dtype = to_dtype(a.dtype(), name);
+  t.ndim = static_cast<int>(a.ndim());
+  for (int i = 0; i < t.ndim; ++i) {
+    t.shape[i] = static_cast<int64_t>(a.shape(i));
+    t.strides[i] = static_cast<int64_t>(a.stride(i));
+  }
+  const int dev = a.device_type();
+  if (dev == nb::device::cpu::value) t.device = {powerret::DeviceType::kCPU, 0};
+  else if (dev == nb::device::cuda::value) t.device = {powerret::DeviceType::kCUDA, a.device_id()};
+  else
+    throw nb::value_error((std::string("argument '") + name + "': expected a CPU or CUDA array, got DLPack device type " +
+                           std::to_string(dev))
+                              .c_str());
+  return t;
+}
+
+template <class A>
+std::optional<powerret::Tensor> to_tensor(const std::optional<A>& a, const char* name) {
+  if (!a) return std::nullopt;
+  return to_tensor(*a, name);
+}
+
+powerret::Stream to_stream(uintptr_t stream) { return reinterpret_cast<powerret::Stream>(stream); }
+
+powerret::ForwardParams forward_params(const In& q, const In& k, const In& v, const std::optional<In>& log_g,
+                                       const std::optional<In>& initial_s, const std::optional<In>& initial_z,
+                                       const Out& y, const std::optional<Out>& final_s,
+                                       const std::optional<Out>& final_z, const std::optional<Out>& workspace,
+                                       int deg, std::optional<double> scale, bool normalize, int chunk_size) {
+  return powerret::ForwardParams{
+      .q = to_tensor(q, "q"),
+      .k = to_tensor(k, "k"),
+      .v = to_tensor(v, "v"),
+      .log_g = to_tensor(log_g, "log_g"),
+      .initial_s = to_tensor(initial_s, "initial_state.S"),
+      .initial_z = to_tensor(initial_z, "initial_state.z"),
+      .y = to_tensor(y, "y"),
+      .final_s = to_tensor(final_s, "final_state.S"),
+      .final_z = to_tensor(final_z, "final_state.z"),
+      .workspace = to_tensor(workspace, "workspace"),
+      .deg = deg,
+      .scale = scale,
+      .normalize = normalize,
+      .chunk_size = chunk_size,
+  };
+}
+
+}  // namespace
+
+NB_MODULE(_core, m) {
+  m.doc() = "powerret native core: power retention kernels (CPU and CUDA) over DLPack arrays.";
+
+  nb::exception<powerret::Error>(m, "Error");  // replaced by the translator below
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const powerret::Error& e) {
+      switch (e.kind()) {
+        case powerret::ErrorKind::kValue: PyErr_SetString(PyExc_ValueError, e.what()); break;
+        case powerret::ErrorKind::kType: PyErr_SetString(PyExc_TypeError, e.what()); break;
+        case powerret::ErrorKind::kRuntime: PyErr_SetString(PyExc_RuntimeError, e.what()); break;
+      }
+    }
+  });
+
+  m.def("state_dim", &powerret::state_dim, "d"_a, "deg"_a, "D = C(d + deg - 1, deg), the rows of phi_deg.");
+  m.def("built_with_cuda", &powerret::built_with_cuda, "Whether this build carries the CUDA backend.");
+  m.def("version", &powerret::version);
+
+  m.def(
+      "sympow",
+      [](const In& x, const Out& out, int deg, uintptr_t stream) {
+        const powerret::SympowParams params{.x = to_tensor(x, "x"), .out = to_tensor(out, "out"), .deg = deg};
+        nb::gil_scoped_release release;
+        powerret::sympow(params, to_stream(stream));
+      },
+      "x"_a.noconvert(), "out"_a.noconvert(), "deg"_a, "stream"_a = 0,
+      "out[..., D] = phi_deg(x[..., d]) (writes `out`).");
+
+  m.def(
+      "forward_workspace_bytes",
+      [](const In& q, const In& k, const In& v, const std::optional<In>& log_g, const std::optional<In>& initial_s,
+         const std::optional<In>& initial_z, const Out& y, const std::optional<Out>& final_s,
+         const std::optional<Out>& final_z, int deg, std::optional<double> scale, bool normalize, int chunk_size) {
+        return powerret::forward_workspace_bytes(forward_params(q, k, v, log_g, initial_s, initial_z, y, final_s,
+                                                                final_z, std::nullopt, deg, scale, normalize,
+                                                                chunk_size));
+      },
+      "q"_a.noconvert(), "k"_a.noconvert(), "v"_a.noconvert(), "log_g"_a.noconvert().none(),
+      "initial_s"_a.noconvert().none(), "initial_z"_a.noconvert().none(), "y"_a.noconvert(),
+      "final_s"_a.noconvert().none(), "final_z"_a.noconvert().none(), "deg"_a, "scale"_a.none(), "normalize"_a,
+      "chunk_size"_a, "Bytes of scratch memory power_retention needs for these arguments (validates them).");
+
+  m.def(
+      "power_retention",
+      [](const In& q, const In& k, const In& v, const std::optional<In>& log_g, const std::optional<In>& initial_s,
+         const std::optional<In>& initial_z, const Out& y, const std::optional<Out>& final_s,
+         const std::optional<Out>& final_z, const std::optional<Out>& workspace, int deg, std::optional<double> scale,
+         bool normalize, int chunk_size, uintptr_t stream) {
+        const auto params = forward_params(q, k, v, log_g, initial_s, initial_z, y, final_s, final_z, workspace, deg,
+                                           scale, normalize, chunk_size);
+        nb::gil_scoped_release release;
+        powerret::power_retention(params, to_stream(stream));
+      },
+      "q"_a.noconvert(), "k"_a.noconvert(), "v"_a.noconvert(), "log_g"_a.noconvert().none(),
+      "initial_s"_a.noconvert().none(), "initial_z"_a.noconvert().none(), "y"_a.noconvert(),
+      "final_s"_a.noconvert().none(), "final_z"_a.noconvert().none(), "workspace"_a.noconvert().none(), "deg"_a,
+      "scale"_a.none(), "normalize"_a, "chunk_size"_a, "stream"_a = 0,
+      "Causal chunked power retention (writes y and, when given, the final state).");
+
+  m.def(
+      "default_chunk_size",
+      [](const In& q, const In& k, const In& v, const Out& y, int deg) {
+        powerret::ForwardParams params{.q = to_tensor(q, "q"), .k = to_tensor(k, "k"), .v = to_tensor(v, "v"),
+                                       .y = to_tensor(y, "y"), .deg = deg};
+        return powerret::default_chunk_size(params);
+      },
+      "q"_a.noconvert(), "k"_a.noconvert(), "v"_a.noconvert(), "y"_a.noconvert(), "deg"_a,
+      "The chunk size power_retention picks for these arguments.");
+
+  m.def(
+      "decode_step",
+      [](const In& q, const In& k, const In& v, const std::optional<In>& log_g, const Out& s, const Out& z,
+         const std::optional<In>& slots, const Out& y, int deg, std::optional<double> scale, bool normalize,
+         uintptr_t stream) {
+        const powerret::DecodeParams params{
+            .q = to_tensor(q, "q"),
+            .k = to_tensor(k, "k"),
+            .v = to_tensor(v, "v"),
+            .log_g = to_tensor(log_g, "log_g"),
+            .s = to_tensor(s, "state.S"),
+            .z = to_tensor(z, "state.z"),
+            .slots = to_tensor(slots, "slots"),
+            .y = to_tensor(y, "y"),
+            .deg = deg,
+            .scale = scale,
+            .normalize = normalize,
+        };
+        nb::gil_scoped_release release;
+        powerret::decode_step(params, to_stream(stream));
+      },
+      "q"_a.noconvert(), "k"_a.noconvert(), "v"_a.noconvert(), "log_g"_a.noconvert().none(), "s"_a.noconvert(),
+      "z"_a.noconvert(), "slots"_a.noconvert().none(), "y"_a.noconvert(), "deg"_a, "scale"_a.none(), "normalize"_a,
+      "stream"_a = 0, "One decode step: updates (s, z) in place and writes y.");
+}

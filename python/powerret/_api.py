@@ -1,0 +1,186 @@
+"""The functional API: sympow, power_retention, decode_step.
+
+Every output is allocated here with the caller's framework on the caller's device, and every
+kernel runs on that framework's current stream; powerret._core only validates and computes.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, NamedTuple, Optional
+
+from powerret import _core
+from powerret._frameworks import Adapter, adapter_for
+
+
+class State(NamedTuple):
+    """A power-retention state in the public layout: S [..., h, D, e] and z [..., h, D], fp32."""
+
+    S: Any
+    z: Any
+
+
+def state_dim(d: int, deg: int) -> int:
+    """D = C(d + deg - 1, deg): the number of rows of phi_deg over R^d."""
+    _check_int("d", d, minimum=1)
+    _check_int("deg", deg, minimum=1)
+    return int(_core.state_dim(d, deg))
+
+
+def built_with_cuda() -> bool:
+    """Whether this build of powerret carries the CUDA backend."""
+    return bool(_core.built_with_cuda())
+
+
+def sympow(x: Any, deg: int = 2) -> Any:
+    """phi_deg(x) along the last axis: [..., d] -> [..., D], in x's dtype (SPEC §1 layout)."""
+    ad = adapter_for(x)
+    _check_int("deg", deg, minimum=1)
+    if ad.name == "jax":
+        return ad.sympow(x, deg)
+    x = ad.contiguous(x)
+    _check_rank("sympow", "x", x, None)
+    out = ad.empty(x, (*x.shape[:-1], _core.state_dim(x.shape[-1], deg)))
+    _core.sympow(x, out, deg, ad.stream(x))
+    return out
+
+
+def power_retention(
+    q: Any,
+    k: Any,
+    v: Any,
+    log_g: Any = None,
+    *,
+    deg: int = 2,
+    scale: Optional[float] = None,
+    normalize: bool = True,
+    initial_state: Any = None,
+    return_final_state: bool = False,
+    chunk_size: Optional[int] = None,
+):
+    """Causal power retention over a whole sequence (training forward / prefill).
+
+    q [b, t, hq, d], k [b, t, h, d], v [b, t, h, e] (fp16, bf16 or fp32; one dtype), optional
+    log_g [b, t, h] fp32 per-token log gates, optional initial_state (S [b, h, D, e], z [b, h, D])
+    fp32. Returns y [b, t, hq, e] in q's dtype, or (y, State(S, z)) with return_final_state.
+    """
+    ad = adapter_for(q)
+    _check_options(deg, scale, normalize, chunk_size)
+    _same_framework(ad, k=k, v=v, log_g=log_g)
+    s0, z0 = _unpack_state("initial_state", initial_state, ad)
+    if ad.name == "jax":
+        return ad.power_retention(q, k, v, log_g, s0, z0, deg, scale, normalize, return_final_state, chunk_size)
+    q, k, v = ad.contiguous(q), ad.contiguous(k), ad.contiguous(v)
+    log_g = None if log_g is None else ad.contiguous(log_g)
+    s0 = None if s0 is None else ad.contiguous(s0)
+    z0 = None if z0 is None else ad.contiguous(z0)
+    _check_rank("power_retention", "q", q, 4, "[b, t, hq, d]")
+    _check_rank("power_retention", "k", k, 4, "[b, t, h, d]")
+    _check_rank("power_retention", "v", v, 4, "[b, t, h, e]")
+    b, t, hq, d = q.shape
+    h, e = k.shape[2], v.shape[3]
+    y = ad.empty(q, (b, t, hq, e))
+    s_out = z_out = None
+    if return_final_state:
+        D = _core.state_dim(d, deg)
+        s_out = ad.empty(q, (b, h, D, e), "float32")
+        z_out = ad.empty(q, (b, h, D), "float32")
+    chunk = 0 if chunk_size is None else chunk_size
+    need = _core.forward_workspace_bytes(q, k, v, log_g, s0, z0, y, s_out, z_out, deg, scale, normalize, chunk)
+    workspace = ad.empty(q, (need,), "uint8") if need else None
+    _core.power_retention(
+        q, k, v, log_g, s0, z0, y, s_out, z_out, workspace, deg, scale, normalize, chunk, ad.stream(q)
+    )
+    return (y, State(s_out, z_out)) if return_final_state else y
+
+
+def decode_step(
+    q: Any,
+    k: Any,
+    v: Any,
+    state: Any,
+    log_g: Any = None,
+    *,
+    deg: int = 2,
+    scale: Optional[float] = None,
+    normalize: bool = True,
+    slots: Any = None,
+    out: Any = None,
+):
+    """One generation step: q [b, hq, d], k [b, h, d], v [b, h, e], optional log_g [b, h] fp32.
+
+    state = (S [b, h, D, e], z [b, h, D]) fp32 is updated in place (NumPy, PyTorch, CuPy); with
+    slots (int32 [b]) state is a pool [num_slots, ...] and row i uses slot slots[i] (-1 or out of
+    range: skipped, y = 0). Returns y [b, hq, e] (written into `out` when given). JAX arrays are
+    immutable: for them this returns (y, State(S_new, z_new)).
+    """
+    ad = adapter_for(q)
+    _check_options(deg, scale, normalize, None)
+    s, z = _unpack_state("state", state, ad, required=True)
+    _same_framework(ad, k=k, v=v, log_g=log_g, slots=slots, out=out)
+    if ad.name == "jax":
+        return ad.decode_step(q, k, v, s, z, log_g, slots, deg, scale, normalize)
+    q, k, v = ad.contiguous(q), ad.contiguous(k), ad.contiguous(v)
+    log_g = None if log_g is None else ad.contiguous(log_g)
+    slots = None if slots is None else ad.contiguous(slots)
+    _check_rank("decode_step", "q", q, 3, "[b, hq, d]")
+    _check_rank("decode_step", "v", v, 3, "[b, h, e]")
+    y = out if out is not None else ad.empty(q, (q.shape[0], q.shape[1], v.shape[2]))
+    _core.decode_step(q, k, v, log_g, s, z, slots, y, deg, scale, normalize, ad.stream(q))
+    return y
+
+
+# ---- argument checks that must happen before anything is allocated ----------------------------
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"argument '{name}': expected an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"argument '{name}': expected an int >= {minimum}, got {value}")
+
+
+def _check_options(deg, scale, normalize, chunk_size) -> None:
+    _check_int("deg", deg, minimum=1)
+    if deg > 4:
+        raise ValueError(f"argument 'deg': expected 1, 2, 3 or 4, got {deg}")
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, numbers.Real)):
+        raise TypeError(f"argument 'scale': expected a float or None, got {type(scale).__name__}")
+    if not isinstance(normalize, bool):
+        raise TypeError(f"argument 'normalize': expected a bool, got {type(normalize).__name__}")
+    if chunk_size is not None:
+        _check_int("chunk_size", chunk_size, minimum=1)
+
+
+def _check_rank(op: str, name: str, x: Any, rank: Optional[int], dims: str = "[..., d]") -> None:
+    if rank is None:
+        if x.ndim < 1:
+            raise ValueError(f"{op}: argument '{name}': expected rank >= 1 {dims}, got rank 0")
+    elif x.ndim != rank:
+        raise ValueError(f"{op}: argument '{name}': expected rank {rank} {dims}, got rank {x.ndim} "
+                         f"with shape {list(x.shape)}")
+
+
+def _same_framework(ad: Adapter, **arrays: Any) -> None:
+    for name, x in arrays.items():
+        if x is None:
+            continue
+        other = adapter_for(x)
+        if other is not ad:
+            raise TypeError(f"argument '{name}': expected a {ad.name} array like 'q', got a {other.name} array")
+
+
+def _unpack_state(name: str, state: Any, ad: Adapter, required: bool = False):
+    if state is None:
+        if required:
+            raise TypeError(f"argument '{name}': expected a State(S, z) pair, got None")
+        return None, None
+    try:
+        s, z = state
+    except (TypeError, ValueError):
+        raise TypeError(f"argument '{name}': expected a State(S, z) pair, got {type(state).__name__}") from None
+    if s is None or z is None:
+        raise ValueError(f"argument '{name}': expected both S and z, got "
+                         f"{'S' if s is not None else 'z' if z is not None else 'neither'}")
+    _same_framework(ad, **{f"{name}.S": s, f"{name}.z": z})
+    return s, z
