@@ -13,6 +13,10 @@
 
 #include "powerret/powerret.hpp"
 
+#ifdef POWERRET_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
 namespace nb = nanobind;
 using namespace nb::literals;
 
@@ -114,6 +118,24 @@ NB_MODULE(_core, m) {
   m.def("state_dim", &powerret::state_dim, "d"_a, "deg"_a, "D = C(d + deg - 1, deg), the rows of phi_deg.");
   m.def("built_with_cuda", &powerret::built_with_cuda, "Whether this build carries the CUDA backend.");
   m.def("version", &powerret::version);
+  m.def(
+      "synchronize",
+      [](int device) {
+#ifdef POWERRET_WITH_CUDA
+        nb::gil_scoped_release release;
+        int previous = 0;
+        cudaGetDevice(&previous);
+        cudaSetDevice(device);
+        const cudaError_t status = cudaStreamSynchronize(nullptr);
+        cudaSetDevice(previous);
+        if (status != cudaSuccess)
+          throw powerret::Error(powerret::ErrorKind::kRuntime,
+                                std::string("synchronize: ") + cudaGetErrorString(status));
+#else
+        (void)device;
+#endif
+      },
+      "device"_a, "Waits for the legacy default stream of a CUDA device (JAX's eager path; no-op on CPU builds).");
 
   m.def(
       "sympow",

@@ -36,12 +36,11 @@ def sympow(x: Any, deg: int = 2) -> Any:
     """phi_deg(x) along the last axis: [..., d] -> [..., D], in x's dtype (SPEC §1 layout)."""
     ad = adapter_for(x)
     _check_int("deg", deg, minimum=1)
-    if ad.name == "jax":
-        return ad.sympow(x, deg)
     x = ad.contiguous(x)
     _check_rank("sympow", "x", x, None)
     out = ad.empty(x, (*x.shape[:-1], _core.state_dim(x.shape[-1], deg)))
-    _core.sympow(x, out, deg, ad.stream(x))
+    with ad.launch(x, out):
+        _core.sympow(x, out, deg, ad.stream(x))
     return out
 
 
@@ -68,8 +67,6 @@ def power_retention(
     _check_options(deg, scale, normalize, chunk_size)
     _same_framework(ad, k=k, v=v, log_g=log_g)
     s0, z0 = _unpack_state("initial_state", initial_state, ad)
-    if ad.name == "jax":
-        return ad.power_retention(q, k, v, log_g, s0, z0, deg, scale, normalize, return_final_state, chunk_size)
     q, k, v = ad.contiguous(q), ad.contiguous(k), ad.contiguous(v)
     log_g = None if log_g is None else ad.contiguous(log_g)
     s0 = None if s0 is None else ad.contiguous(s0)
@@ -88,9 +85,10 @@ def power_retention(
     chunk = 0 if chunk_size is None else chunk_size
     need = _core.forward_workspace_bytes(q, k, v, log_g, s0, z0, y, s_out, z_out, deg, scale, normalize, chunk)
     workspace = ad.empty(q, (need,), "uint8") if need else None
-    _core.power_retention(
-        q, k, v, log_g, s0, z0, y, s_out, z_out, workspace, deg, scale, normalize, chunk, ad.stream(q)
-    )
+    with ad.launch(q, k, v, log_g, s0, z0, y, s_out, z_out, workspace):
+        _core.power_retention(
+            q, k, v, log_g, s0, z0, y, s_out, z_out, workspace, deg, scale, normalize, chunk, ad.stream(q)
+        )
     return (y, State(s_out, z_out)) if return_final_state else y
 
 
@@ -118,16 +116,17 @@ def decode_step(
     _check_options(deg, scale, normalize, None)
     s, z = _unpack_state("state", state, ad, required=True)
     _same_framework(ad, k=k, v=v, log_g=log_g, slots=slots, out=out)
-    if ad.name == "jax":
-        return ad.decode_step(q, k, v, s, z, log_g, slots, deg, scale, normalize)
+    if ad.immutable:  # JAX: the step writes fresh copies of the state, returned with y
+        s, z = ad.copy(s), ad.copy(z)
     q, k, v = ad.contiguous(q), ad.contiguous(k), ad.contiguous(v)
     log_g = None if log_g is None else ad.contiguous(log_g)
     slots = None if slots is None else ad.contiguous(slots)
     _check_rank("decode_step", "q", q, 3, "[b, hq, d]")
     _check_rank("decode_step", "v", v, 3, "[b, h, e]")
     y = out if out is not None else ad.empty(q, (q.shape[0], q.shape[1], v.shape[2]))
-    _core.decode_step(q, k, v, log_g, s, z, slots, y, deg, scale, normalize, ad.stream(q))
-    return y
+    with ad.launch(q, k, v, log_g, s, z, slots, y):
+        _core.decode_step(q, k, v, log_g, s, z, slots, y, deg, scale, normalize, ad.stream(q))
+    return (y, State(s, z)) if ad.immutable else y
 
 
 # ---- argument checks that must happen before anything is allocated ----------------------------

@@ -7,6 +7,7 @@ imported lazily, so only NumPy is required.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any
 
@@ -17,6 +18,14 @@ class Adapter:
     """One framework. `native` arrays go to powerret._core as they are (DLPack)."""
 
     name = "?"
+    immutable = False  # JAX: arrays are never updated in place
+
+    def launch(self, *arrays: Any):
+        """Context around a kernel call on `arrays` (None entries allowed)."""
+        return contextlib.nullcontext()
+
+    def copy(self, x: Any) -> Any:
+        raise NotImplementedError
 
     def contiguous(self, x: Any) -> Any:
         raise NotImplementedError
@@ -121,7 +130,7 @@ def adapter_for(x: Any) -> Adapter:
         import jax
 
         if isinstance(x, jax.Array):
-            return _cached("jax", _jax_adapter)
+            return _cached("jax", JaxAdapter)
     raise TypeError(
         f"expected a NumPy, PyTorch, CuPy or JAX array, got {type(x).__module__}.{type(x).__name__}"
     )
@@ -136,7 +145,49 @@ def _cached(name, factory):
     return _ADAPTERS[name]
 
 
-def _jax_adapter():
-    from powerret import _jax
+class JaxAdapter(Adapter):
+    """Eager JAX through DLPack: outputs are fresh JAX buffers written by the kernels. JAX does not
+    expose its CUDA stream, so on a GPU the call waits for its inputs, runs on the legacy default
+    stream and waits for the kernels before returning (host syncs here, never in the library).
+    Not traceable under jax.jit: call it on concrete arrays."""
 
-    return _jax.JaxAdapter()
+    name = "jax"
+    immutable = True
+
+    def __init__(self):
+        import jax
+        import jax.numpy as jnp
+
+        self.jax, self.jnp = jax, jnp
+
+    def _device(self, x):
+        (dev,) = x.devices()
+        return dev
+
+    def contiguous(self, x):
+        if isinstance(x, self.jax.core.Tracer):
+            raise TypeError("powerret's JAX path is eager-only (DLPack): call it outside jax.jit")
+        return x  # JAX arrays are always dense row-major
+
+    def empty(self, like, shape, dtype=None):
+        return self.jnp.empty(shape, dtype=like.dtype if dtype is None else dtype, device=self._device(like))
+
+    def copy(self, x):
+        return self.jnp.array(x, copy=True)
+
+    def is_cuda(self, x):
+        return self._device(x).platform == "gpu"
+
+    @contextlib.contextmanager
+    def launch(self, *arrays):
+        live = [a for a in arrays if a is not None]
+        for a in live:
+            a.block_until_ready()
+        yield
+        if live and self.is_cuda(live[0]):
+            from powerret import _core
+
+            _core.synchronize(self._device(live[0]).local_hardware_id)
+
+    def is_contiguous(self, x):
+        return True
