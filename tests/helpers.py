@@ -64,10 +64,6 @@ class Framework:
     def to_numpy(self, a) -> np.ndarray:
         raise NotImplementedError
 
-    def raw_numpy(self, a) -> np.ndarray:
-        """The exact values, for bitwise comparison (bf16 widened to fp32, exactly)."""
-        return self.to_numpy(a)
-
     def full(self, shape, value, dtype: str):
         return self.array(np.full(shape, value, dtype=np.float64), dtype)
 

@@ -151,22 +151,25 @@ def power_retention_attention(q, k, v, log_g=None, *, deg=2, scale=None, normali
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
     hmap = _head_map(hq, h)
     decay, dec0 = decay_matrices(log_g, t, b, h)  # [b, h, t, t], [b, h, t]
-    scores = np.einsum("bihd,bjhd->bhij", q, k[:, :, hmap]) * scale
+    qh = q.transpose(0, 2, 1, 3)                   # [b, hq, t, d]
+    kh = k[:, :, hmap].transpose(0, 2, 1, 3)       # [b, hq, t, d]
+    vh = v[:, :, hmap].transpose(0, 2, 1, 3)       # [b, hq, t, e]
+    scores = (qh @ kh.swapaxes(-1, -2)) * scale    # [b, hq, t, t]
     w = np.where(decay[:, hmap] != 0, scores ** deg * decay[:, hmap], 0.0)
-    num = np.einsum("bhij,bjhe->bihe", w, v[:, :, hmap])
-    den = np.moveaxis(w.sum(-1), 1, 2)  # [b, t, hq]
+    num = (w @ vh).transpose(0, 2, 1, 3)           # [b, t, hq, e]
+    den = w.sum(-1).transpose(0, 2, 1)             # [b, t, hq]
     if initial_state is not None:
         S0, z0 = _f64(initial_state[0]), _f64(initial_state[1])
-        phi_q = sympow(q, deg) * scale ** deg  # [b, t, hq, D]
-        d0 = np.moveaxis(dec0[:, hmap], 1, 2)  # [b, t, hq]
-        num = num + d0[..., None] * np.einsum("bthD,bhDe->bthe", phi_q, S0[:, hmap])
-        den = den + d0 * np.einsum("bthD,bhD->bth", phi_q, z0[:, hmap])
+        phi_q = sympow(qh, deg) * scale ** deg     # [b, hq, t, D]
+        d0 = dec0[:, hmap]                         # [b, hq, t]
+        num = num + (d0[..., None] * (phi_q @ S0[:, hmap])).transpose(0, 2, 1, 3)
+        den = den + (d0 * (phi_q @ z0[:, hmap, :, None])[..., 0]).transpose(0, 2, 1)
     S = z = None
     if with_state:
-        phi_k = sympow(k, deg)  # [b, t, h, D]
-        wl = decay[:, :, t - 1, :]  # [b, h, t]: decay(j, t-1)
-        S = np.einsum("bjhD,bhj,bjhe->bhDe", phi_k, wl, v)
-        z = np.einsum("bjhD,bhj->bhD", phi_k, wl)
+        phi_k = sympow(k.transpose(0, 2, 3, 1).swapaxes(-1, -2), deg).swapaxes(-1, -2)  # [b, h, D, t]
+        wl = decay[:, :, t - 1, :]                 # [b, h, t]: decay(j, t-1)
+        S = phi_k @ (wl[..., None] * v.transpose(0, 2, 1, 3))
+        z = (phi_k @ wl[..., None])[..., 0]
         if initial_state is not None:
             S = S + dec0[:, :, t - 1, None, None] * S0
             z = z + dec0[:, :, t - 1, None] * z0

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# One call on the GPU machine: build powerret (full instantiations, sm_90a), run the GPU test
+# suite, compute-sanitizer on small cases, then the benchmarks; everything lands in OUT_DIR.
+#   usage: bench/run_gpu.sh OUT_DIR [quick|full|tests]      (device tool: bench/run_gpu.sh "$OUT")
+# The machine has no network: wheels it lacks (nvidia-cutlass; retention and fla for the
+# comparisons) travel in .whl/ (../shared/tools/gpu-wheels puts them there; carry .whl).
+set -uo pipefail
+out=${1:?usage: bench/run_gpu.sh OUT_DIR [quick|full|tests]}
+mode=${2:-quick}
+mkdir -p "$out"
+cd "$(dirname "$0")/.."
+export PYTHONUNBUFFERED=1
+if compgen -G ".whl/*.whl" > /dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv > "$out/device.txt" 2>&1
+git rev-parse HEAD > "$out/commit.txt" 2>/dev/null || true
+
+echo "== build" | tee "$out/summary.txt"
+start=$(date +%s)
+POWERRET_CUDA=ON POWERRET_INSTANTIATIONS=full \
+  python3 -m pip install --no-build-isolation --no-deps -v . -C cmake.define.POWERRET_PTXAS_VERBOSE=ON \
+  > "$out/build.log" 2>&1
+rc_build=$?
+echo "build rc=$rc_build in $(( $(date +%s) - start )) s" | tee -a "$out/summary.txt"
+grep -E "spill|Used [0-9]+ registers" "$out/build.log" | sort | uniq -c | sort -rn | head -40 > "$out/ptxas.txt"
+[ $rc_build -eq 0 ] || { tail -60 "$out/build.log"; exit 1; }
+
+echo "== tests" | tee -a "$out/summary.txt"
+python3 -m pytest tests -q -x -p no:cacheprovider --durations=15 > "$out/tests.log" 2>&1
+echo "tests rc=$? $(tail -1 "$out/tests.log")" | tee -a "$out/summary.txt"
+[ "$mode" = tests ] && exit 0
+
+echo "== compute-sanitizer" | tee -a "$out/summary.txt"
+for tool in memcheck racecheck; do
+  compute-sanitizer --tool $tool --error-exitcode 9 python3 tests/sanitize_cases.py > "$out/sanitizer-$tool.log" 2>&1
+  echo "$tool rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitizer-$tool.log" | tail -1)" | tee -a "$out/summary.txt"
+done
+
+echo "== bench" | tee -a "$out/summary.txt"
+if [ -x bench/gpu_bench.sh ]; then
+  bash bench/gpu_bench.sh "$out" "$mode" 2>&1 | tee "$out/bench.log" | tail -60
+fi
+cat "$out/summary.txt"
