@@ -119,6 +119,8 @@ struct DecodeParams {
   bool normalize = true;
 };
 void decode_step(const DecodeParams& params, Stream stream = nullptr);
+// Runs every check decode_step(params) would run, and nothing else (throws powerret::Error).
+void check(const DecodeParams& params);
 
 // Whether this build carries the CUDA backend.
 bool built_with_cuda();

@@ -5,7 +5,9 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
 
 #include <cstdint>
 #include <optional>
@@ -15,6 +17,9 @@
 
 #ifdef POWERRET_WITH_CUDA
 #include <cuda_runtime_api.h>
+#endif
+#ifdef POWERRET_WITH_XLA_FFI
+#include "xla_ffi.hpp"
 #endif
 
 namespace nb = nanobind;
@@ -72,6 +77,36 @@ std::optional<powerret::Tensor> to_tensor(const std::optional<A>& a, const char*
   return to_tensor(*a, name);
 }
 
+// A Tensor that only describes (shape, dtype name) on `device`, for validation without memory:
+// each gets a distinct, aligned fake address that nothing ever dereferences.
+std::optional<powerret::Tensor> describe(const std::optional<std::pair<std::vector<int64_t>, std::string>>& spec,
+                                         powerret::Device device, int slot) {
+  if (!spec) return std::nullopt;
+  static const std::pair<const char*, powerret::DType> names[] = {
+      {"float16", powerret::DType::kFloat16}, {"bfloat16", powerret::DType::kBFloat16},
+      {"float32", powerret::DType::kFloat32}, {"float64", powerret::DType::kFloat64},
+      {"int32", powerret::DType::kInt32},     {"uint8", powerret::DType::kUInt8}};
+  powerret::Tensor t;
+  bool known = false;
+  for (const auto& [name, dtype] : names)
+    if (spec->second == name) t.dtype = dtype, known = true;
+  if (!known) throw nb::type_error(("unsupported dtype " + spec->second).c_str());
+  if (spec->first.size() > static_cast<size_t>(powerret::kMaxRank))
+    throw nb::value_error(("rank " + std::to_string(spec->first.size()) + " exceeds the maximum " +
+                           std::to_string(powerret::kMaxRank))
+                              .c_str());
+  t.ndim = static_cast<int>(spec->first.size());
+  int64_t stride = 1;
+  for (int i = t.ndim - 1; i >= 0; --i) {
+    t.shape[i] = spec->first[i];
+    t.strides[i] = stride;
+    stride *= spec->first[i];
+  }
+  t.data = reinterpret_cast<void*>((uintptr_t{1} << 44) + static_cast<uintptr_t>(slot) * (uintptr_t{1} << 40));
+  t.device = device;
+  return t;
+}
+
 powerret::Stream to_stream(uintptr_t stream) { return reinterpret_cast<powerret::Stream>(stream); }
 
 powerret::ForwardParams forward_params(const In& q, const In& k, const In& v, const std::optional<In>& log_g,
@@ -118,6 +153,17 @@ NB_MODULE(_core, m) {
   m.def("state_dim", &powerret::state_dim, "d"_a, "deg"_a, "D = C(d + deg - 1, deg), the rows of phi_deg.");
   m.def("built_with_cuda", &powerret::built_with_cuda, "Whether this build carries the CUDA backend.");
   m.def("version", &powerret::version);
+  m.def(
+      "xla_handlers",
+      [] {
+        nb::list out;
+#ifdef POWERRET_WITH_XLA_FFI
+        for (const auto& h : powerret::xla::handlers())
+          out.append(nb::make_tuple(h.name, h.platform, nb::capsule(h.fn)));
+#endif
+        return out;
+      },
+      "XLA FFI handlers as (target, platform, capsule); empty when built without the XLA FFI headers.");
   m.def(
       "synchronize",
       [](int device) {
@@ -187,6 +233,39 @@ NB_MODULE(_core, m) {
       },
       "q"_a.noconvert(), "k"_a.noconvert(), "v"_a.noconvert(), "y"_a.noconvert(), "deg"_a,
       "The chunk size power_retention picks for these arguments.");
+
+  // Validation without memory (JAX tracing): each spec is (shape, dtype name) or None.
+  using Spec = std::optional<std::pair<std::vector<int64_t>, std::string>>;
+  m.def(
+      "check_forward",
+      [](Spec q, Spec k, Spec v, Spec log_g, Spec s0, Spec z0, Spec y, Spec s_out, Spec z_out, bool cuda, int device,
+         int deg, std::optional<double> scale, bool normalize, int chunk_size) {
+        const powerret::Device dev{cuda ? powerret::DeviceType::kCUDA : powerret::DeviceType::kCPU, device};
+        powerret::ForwardParams params{.q = *describe(q, dev, 0), .k = *describe(k, dev, 1), .v = *describe(v, dev, 2),
+                                       .log_g = describe(log_g, dev, 3), .initial_s = describe(s0, dev, 4),
+                                       .initial_z = describe(z0, dev, 5), .y = *describe(y, dev, 6),
+                                       .final_s = describe(s_out, dev, 7), .final_z = describe(z_out, dev, 8),
+                                       .deg = deg, .scale = scale, .normalize = normalize, .chunk_size = chunk_size};
+        powerret::forward_workspace_bytes(params);
+      },
+      "q"_a.none(), "k"_a.none(), "v"_a.none(), "log_g"_a.none(), "initial_s"_a.none(), "initial_z"_a.none(),
+      "y"_a.none(), "final_s"_a.none(), "final_z"_a.none(), "cuda"_a, "device"_a, "deg"_a, "scale"_a.none(),
+      "normalize"_a, "chunk_size"_a, "Validates power_retention arguments described by (shape, dtype) pairs.");
+  m.def(
+      "check_decode",
+      [](Spec q, Spec k, Spec v, Spec log_g, Spec s, Spec z, Spec slots, Spec y, bool cuda, int device, int deg,
+         std::optional<double> scale, bool normalize) {
+        const powerret::Device dev{cuda ? powerret::DeviceType::kCUDA : powerret::DeviceType::kCPU, device};
+        const powerret::DecodeParams params{.q = *describe(q, dev, 0), .k = *describe(k, dev, 1),
+                                            .v = *describe(v, dev, 2), .log_g = describe(log_g, dev, 3),
+                                            .s = *describe(s, dev, 4), .z = *describe(z, dev, 5),
+                                            .slots = describe(slots, dev, 6), .y = *describe(y, dev, 7),
+                                            .deg = deg, .scale = scale, .normalize = normalize};
+        powerret::check(params);
+      },
+      "q"_a.none(), "k"_a.none(), "v"_a.none(), "log_g"_a.none(), "s"_a.none(), "z"_a.none(), "slots"_a.none(),
+      "y"_a.none(), "cuda"_a, "device"_a, "deg"_a, "scale"_a.none(), "normalize"_a,
+      "Validates decode_step arguments described by (shape, dtype) pairs.");
 
   m.def(
       "decode_step",

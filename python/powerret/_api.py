@@ -9,7 +9,7 @@ from __future__ import annotations
 import numbers
 from typing import Any, NamedTuple, Optional
 
-from powerret import _core
+from powerret import _core, _jax
 from powerret._frameworks import Adapter, adapter_for
 
 
@@ -36,6 +36,9 @@ def sympow(x: Any, deg: int = 2) -> Any:
     """phi_deg(x) along the last axis: [..., d] -> [..., D], in x's dtype (SPEC §1 layout)."""
     ad = adapter_for(x)
     _check_int("deg", deg, minimum=1)
+    if ad.name == "jax" and _jax.available():
+        _check_rank("sympow", "x", x, None)
+        return _jax.sympow(x, deg)
     x = ad.contiguous(x)
     _check_rank("sympow", "x", x, None)
     out = ad.empty(x, (*x.shape[:-1], _core.state_dim(x.shape[-1], deg)))
@@ -67,6 +70,12 @@ def power_retention(
     _check_options(deg, scale, normalize, chunk_size)
     _same_framework(ad, k=k, v=v, log_g=log_g)
     s0, z0 = _unpack_state("initial_state", initial_state, ad)
+    if ad.name == "jax" and _jax.available():
+        _check_rank("power_retention", "q", q, 4, "[b, t, hq, d]")
+        _check_rank("power_retention", "k", k, 4, "[b, t, h, d]")
+        _check_rank("power_retention", "v", v, 4, "[b, t, h, e]")
+        out = _jax.power_retention(q, k, v, log_g, s0, z0, deg, scale, normalize, return_final_state, chunk_size)
+        return (out[0], State(*out[1])) if return_final_state else out
     q, k, v = ad.contiguous(q), ad.contiguous(k), ad.contiguous(v)
     log_g = None if log_g is None else ad.contiguous(log_g)
     s0 = None if s0 is None else ad.contiguous(s0)
@@ -116,6 +125,13 @@ def decode_step(
     _check_options(deg, scale, normalize, None)
     s, z = _unpack_state("state", state, ad, required=True)
     _same_framework(ad, k=k, v=v, log_g=log_g, slots=slots, out=out)
+    if ad.name == "jax" and _jax.available():
+        if out is not None:
+            raise ValueError("argument 'out': JAX arrays are immutable; expected None, got an array")
+        _check_rank("decode_step", "q", q, 3, "[b, hq, d]")
+        _check_rank("decode_step", "v", v, 3, "[b, h, e]")
+        y, s, z = _jax.decode_step(q, k, v, s, z, log_g, slots, deg, scale, normalize)
+        return y, State(s, z)
     if ad.immutable:  # JAX: the step writes fresh copies of the state, returned with y
         s, z = ad.copy(s), ad.copy(z)
     q, k, v = ad.contiguous(q), ad.contiguous(k), ad.contiguous(v)

@@ -89,6 +89,8 @@ void power_retention(const ForwardParams& params, Stream stream) {
 #endif
 }
 
+void check(const DecodeParams& params) { detail::validate(params); }
+
 void decode_step(const DecodeParams& params, Stream stream) {
   const auto problem = detail::validate(params);
 #ifdef POWERRET_WITH_CUDA
