@@ -42,8 +42,11 @@ powerret::DType to_dtype(nb::dlpack::dtype t, const char* name) {
     if (code == dtype_code::Int && t.bits == 32) return powerret::DType::kInt32;
     if (code == dtype_code::UInt && t.bits == 8) return powerret::DType::kUInt8;
   }
-  throw nb::type_error((std::string("argument '") + name + "': unsupported dtype (code " +
-                        std::to_string(t.code) + ", " + std::to_string(t.bits) + " bits)")
+  static const char* kinds[] = {"int", "uint", "float", "opaque", "bfloat", "complex", "bool"};
+  const std::string kind = t.code < 7 ? kinds[t.code] : "code" + std::to_string(t.code);
+  throw nb::type_error((std::string("argument '") + name + "': expected dtype float16, bfloat16, float32, float64, " +
+                        "int32 or uint8, got " + kind + std::to_string(t.bits) +
+                        (t.lanes != 1 ? "x" + std::to_string(t.lanes) : std::string()))
                            .c_str());
 }
 
