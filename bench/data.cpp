@@ -240,13 +240,14 @@ void Buffer::download(void* host, std::size_t bytes, std::size_t offset) const {
 }
 
 void Buffer::poison() {
+  if (bytes_ == 0) return;
 #if POWERRET_WITH_CUDA
   if (on_device_) {
     cuda_check(cudaMemset(data_, 0xFF, bytes_), "cudaMemset (poison)");
     return;
   }
 #endif
-  if (bytes_ != 0) std::memset(data_, 0xFF, bytes_);
+  std::memset(data_, 0xFF, bytes_);
 }
 
 }  // namespace powerret_bench

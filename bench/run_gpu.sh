@@ -5,9 +5,12 @@
 # The machine has no network: wheels it lacks (nvidia-cutlass; retention and fla for the
 # comparisons) travel in .whl/ (../shared/tools/gpu-wheels puts them there; carry .whl).
 set -uo pipefail
-out=${1:?usage: bench/run_gpu.sh OUT_DIR [quick|full|tests]}
+top=${1:?usage: bench/run_gpu.sh OUT_DIR [quick|full|tests]}
 mode=${2:-quick}
+# The device tool returns few files: logs go to OUT_DIR/logs and leave as one tarball at the end.
+out="$top/logs"
 mkdir -p "$out"
+trap 'tar -C "$top" -czf "$top/logs.tar.gz" logs && rm -rf "$out"' EXIT
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
 if compgen -G ".whl/*.whl" > /dev/null; then
@@ -28,18 +31,20 @@ grep -E "spill|Used [0-9]+ registers" "$out/build.log" | sort | uniq -c | sort -
 [ $rc_build -eq 0 ] || { tail -60 "$out/build.log"; exit 1; }
 
 echo "== tests" | tee -a "$out/summary.txt"
-python3 -m pytest tests -q -x -p no:cacheprovider --durations=15 > "$out/tests.log" 2>&1
+timeout 420 python3 -m pytest tests -q -p no:cacheprovider --tb=short --durations=15 -rfE > "$out/tests.log" 2>&1
 echo "tests rc=$? $(tail -1 "$out/tests.log")" | tee -a "$out/summary.txt"
+grep -E "^(FAILED|ERROR)" "$out/tests.log" | head -40
 [ "$mode" = tests ] && exit 0
 
 echo "== compute-sanitizer" | tee -a "$out/summary.txt"
 for tool in memcheck racecheck; do
-  compute-sanitizer --tool $tool --error-exitcode 9 python3 tests/sanitize_cases.py > "$out/sanitizer-$tool.log" 2>&1
+  timeout 240 compute-sanitizer --tool $tool --error-exitcode 9 python3 tests/sanitize_cases.py > "$out/sanitizer-$tool.log" 2>&1
   echo "$tool rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitizer-$tool.log" | tail -1)" | tee -a "$out/summary.txt"
 done
 
 echo "== bench" | tee -a "$out/summary.txt"
-if [ -x bench/gpu_bench.sh ]; then
-  bash bench/gpu_bench.sh "$out" "$mode" 2>&1 | tee "$out/bench.log" | tail -60
-fi
+bash bench/gpu_bench.sh "$top" "$mode" > "$out/bench.log" 2>&1
+echo "bench rc=$?" | tee -a "$out/summary.txt"
+tail -70 "$out/bench.log"
+cp "$out/summary.txt" "$top/summary.txt"
 cat "$out/summary.txt"

@@ -182,9 +182,8 @@ def power_retention(q, k, v, log_g=None, *, deg=2, scale=None, normalize=True,
     b, t, hq, d = np.shape(q)
     h, e = np.shape(k)[2], np.shape(v)[3]
     D = state_dim(d, deg)
-    recurrent_cost = t * b * max(h, hq) * D * e
-    attention_cost = b * hq * t * t * max(d, e) + (b * h * t * D * e if with_state else 0)
-    if recurrent_cost <= attention_cost:
+    # the recurrence is a python loop of elementwise updates, the attention form a few matmuls
+    if t * b * max(h, hq) * D * e <= 2e7:
         return power_retention_recurrent(q, k, v, log_g, deg=deg, scale=scale, normalize=normalize,
                                          initial_state=initial_state)
     return power_retention_attention(q, k, v, log_g, deg=deg, scale=scale, normalize=normalize,
@@ -295,3 +294,31 @@ def _to_numpy(a):
     if hasattr(a, "detach"):
         return a.detach().to("cpu").numpy()
     return np.asarray(a)
+
+
+def lowp_decode_baseline(q, k, v, state, log_g=None, *, deg=2, scale=None, normalize=True):
+    """Baseline for one decode step with low-precision inputs (torch tensors q [b,hq,d],
+    k [b,h,d], v [b,h,e]; state fp32): phi(q), phi(k) rounded to the input dtype, the state
+    update and the contractions in fp32, y rounded. Returns (y, S, z) float64 numpy."""
+    import torch
+
+    dt = q.dtype
+    q, k, v = (a.detach().to("cpu") for a in (q, k, v))
+    b, hq, d = q.shape
+    h = k.shape[1]
+    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    hmap = torch.from_numpy(_head_map(hq, h))
+    phi_q = torch.from_numpy(sympow(q.double().numpy(), deg)).to(dt).float()   # [b, hq, D]
+    phi_k = torch.from_numpy(sympow(k.double().numpy(), deg)).to(dt).float()   # [b, h, D]
+    S = torch.from_numpy(np.asarray(_to_numpy(state[0]), np.float32))
+    z = torch.from_numpy(np.asarray(_to_numpy(state[1]), np.float32))
+    if log_g is not None:
+        g = torch.from_numpy(np.exp(np.asarray(_to_numpy(log_g), np.float64))).float()
+        S, z = g[..., None, None] * S, g[..., None] * z
+    S = S + phi_k[..., None] * v.float()[:, :, None, :]
+    z = z + phi_k
+    c = scale ** deg
+    num = c * torch.einsum("bhD,bhDe->bhe", phi_q, S[:, hmap])
+    den = c * torch.einsum("bhD,bhD->bh", phi_q, z[:, hmap])
+    y = torch.where(den[..., None] == 0, 0.0, num / den[..., None]) if normalize else num
+    return y.to(dt).double().numpy(), S.double().numpy(), z.double().numpy()

@@ -1,0 +1,147 @@
+// The CUDA backend's host side: the supported set, the chunk-size choice, the workspace size, and
+// dispatch of each op to its kernels on the caller's stream (no allocation, no host sync).
+//   forward = chunk_state -> state_passing -> chunk_output (docs/DESIGN.md), three launches.
+#include "cuda/backend.hpp"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime_api.h>
+
+#include <string>
+
+#include "cuda/chunk_output/chunk_output.hpp"
+#include "cuda/chunk_state/chunk_state.hpp"
+#include "cuda/common/limits.hpp"
+#include "cuda/common/workspace.hpp"
+#include "cuda/decode_step/decode_step.hpp"
+#include "cuda/instantiations/built_dtypes.hpp"
+#include "cuda/state_passing/state_passing.hpp"
+#include "cuda/sympow/sympow.hpp"
+
+namespace powerret::cuda {
+namespace {
+
+// Ascending. Each kernel handles any of them (tokens are staged 32 at a time; kMaxChunk bounds
+// the shared gate arrays); results do not depend on the choice beyond rounding.
+constexpr int kChunkSizes[] = {16, 32, 64, 128};
+static_assert(kChunkSizes[3] == kMaxChunk, "the largest chunk size sizes the kernels' gate arrays");
+
+template <typename T>
+struct Tag {
+  using type = T;
+};
+
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat16: return "float16";
+    case DType::kBFloat16: return "bfloat16";
+    case DType::kFloat32: return "float32";
+    case DType::kFloat64: return "float64";
+    case DType::kInt32: return "int32";
+    case DType::kUInt8: return "uint8";
+  }
+  return "unknown";
+}
+
+[[noreturn]] void not_built(const char* op, DType dtype) {
+  throw Error(ErrorKind::kValue, std::string(op) + ": this build carries no " + dtype_name(dtype) +
+                                     " CUDA kernels (built with POWERRET_INSTANTIATIONS=" + kInstantiationsName +
+                                     ", which keeps only " + kBuiltDtypesText + "); rebuild with full instantiations");
+}
+
+// fn(Tag<T>{}) with T the CUDA element type of `dtype`, if this build carries its kernels.
+template <typename Fn>
+void dispatch_dtype(const char* op, DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::kFloat16:
+      if constexpr (kBuiltFloat16) return fn(Tag<__half>{});
+      not_built(op, dtype);
+    case DType::kBFloat16:
+      if constexpr (kBuiltBFloat16) return fn(Tag<__nv_bfloat16>{});
+      not_built(op, dtype);
+    case DType::kFloat32:
+      if constexpr (kBuiltFloat32) return fn(Tag<float>{});
+      not_built(op, dtype);
+    default:
+      throw Error(ErrorKind::kType, std::string(op) + ": expected float16, bfloat16 or float32 on the GPU, got " +
+                                        dtype_name(dtype));
+  }
+}
+
+// Defensive: src/api validates all of this before calling; the kernels rely on it.
+void check_supported(const char* op, int64_t d, int64_t e, int deg) {
+  if (!supports(d, e, deg))
+    throw Error(ErrorKind::kValue, std::string(op) + ": (d, e, deg) = (" + std::to_string(d) + ", " +
+                                       std::to_string(e) + ", " + std::to_string(deg) +
+                                       ") is not supported on the GPU: " + supported_text());
+}
+
+}  // namespace
+
+bool supports(int64_t d, int64_t e, int deg) {
+  const bool e_ok = e == 32 || e == 64 || e == 128;
+  if (deg == 1 || deg == 2) return e_ok && (d == 32 || d == 64 || d == 128);
+  if (deg == 3 || deg == 4) return e_ok && (d == 16 || d == 32);
+  return false;
+}
+
+const char* supported_text() {
+  return "the CUDA backend supports d, e in {32, 64, 128} with deg in {1, 2}, and d in {16, 32} with e in "
+         "{32, 64, 128} and deg in {3, 4}";
+}
+
+const int* chunk_sizes(int* count) {
+  *count = static_cast<int>(sizeof(kChunkSizes) / sizeof(kChunkSizes[0]));
+  return kChunkSizes;
+}
+
+// Not yet measured (the fast path of a later issue tunes it). 128 for large states (D e > 2^18:
+// d = 128 at deg 2, deg 3 and 4), where the intra-chunk work is small next to the state work and the
+// per-chunk workspace halves; 64 otherwise, where the intra-chunk work is a sizeable share.
+int default_chunk(const detail::ForwardProblem& problem) {
+  return problem.D * problem.e > (int64_t{1} << 18) ? 128 : 64;
+}
+
+std::size_t forward_workspace_bytes(const detail::ForwardProblem& problem) { return workspace_layout(problem).bytes; }
+
+void sympow(const detail::SympowProblem& problem, void* stream) {
+  const auto s = static_cast<cudaStream_t>(stream);
+  dispatch_dtype("sympow", problem.dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    launch_sympow<T>(problem, s);
+  });
+}
+
+void forward(const detail::ForwardProblem& problem, void* stream) {
+  check_supported("power_retention", problem.d, problem.e, problem.deg);
+  bool chunk_ok = false;
+  std::string allowed;
+  for (const int c : kChunkSizes) {
+    chunk_ok |= c == problem.chunk;
+    allowed += (allowed.empty() ? "" : ", ") + std::to_string(c);
+  }
+  if (!chunk_ok)
+    throw Error(ErrorKind::kValue, "power_retention: chunk size " + std::to_string(problem.chunk) +
+                                       " is not one of the GPU's {" + allowed + "}");
+  if (problem.workspace == nullptr)
+    throw Error(ErrorKind::kValue, "power_retention: the GPU forward needs a workspace of forward_workspace_bytes");
+  const ForwardWorkspace workspace = carve_workspace(problem, problem.workspace);
+  const auto s = static_cast<cudaStream_t>(stream);
+  dispatch_dtype("power_retention", problem.dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    launch_chunk_state<T>(problem, workspace, s);
+    launch_state_passing(problem, workspace, s);
+    launch_chunk_output<T>(problem, workspace, s);
+  });
+}
+
+void decode_step(const detail::DecodeProblem& problem, void* stream) {
+  check_supported("decode_step", problem.d, problem.e, problem.deg);
+  const auto s = static_cast<cudaStream_t>(stream);
+  dispatch_dtype("decode_step", problem.dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    launch_decode_step<T>(problem, s);
+  });
+}
+
+}  // namespace powerret::cuda
