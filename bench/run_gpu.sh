@@ -31,14 +31,18 @@ grep -E "spill|Used [0-9]+ registers" "$out/build.log" | sort | uniq -c | sort -
 [ $rc_build -eq 0 ] || { tail -60 "$out/build.log"; exit 1; }
 
 echo "== tests" | tee -a "$out/summary.txt"
-timeout 420 python3 -m pytest tests -q -p no:cacheprovider --tb=short --durations=15 -rfE > "$out/tests.log" 2>&1
-echo "tests rc=$? $(tail -1 "$out/tests.log")" | tee -a "$out/summary.txt"
-grep -E "^(FAILED|ERROR)" "$out/tests.log" | head -40
+# One process per test file, so a crash in one cannot hide the others' results.
+for f in tests/test_*.py; do
+  timeout 300 python3 -X faulthandler -m pytest "$f" -q -p no:cacheprovider --tb=short -rfE >> "$out/tests.log" 2>&1
+  echo "$(basename "$f") rc=$? $(tail -1 "$out/tests.log")" | tee -a "$out/summary.txt"
+done
+grep -E "^(FAILED|ERROR)|Fatal Python|File \"/work" "$out/tests.log" | head -60
 [ "$mode" = tests ] && exit 0
 
 echo "== compute-sanitizer" | tee -a "$out/summary.txt"
 for tool in memcheck racecheck; do
-  timeout 240 compute-sanitizer --tool $tool --error-exitcode 9 python3 tests/sanitize_cases.py > "$out/sanitizer-$tool.log" 2>&1
+  quick=""; [ $tool = racecheck ] && quick=--quick
+  timeout 240 compute-sanitizer --tool $tool --error-exitcode 9 python3 tests/sanitize_cases.py $quick > "$out/sanitizer-$tool.log" 2>&1
   echo "$tool rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitizer-$tool.log" | tail -1)" | tee -a "$out/summary.txt"
 done
 

@@ -11,11 +11,16 @@ import powerret
 
 
 def main() -> int:
+    """`--quick` (racecheck, which is slow): bf16 and fp32 on three configurations only."""
+    quick = "--quick" in sys.argv
     torch.manual_seed(0)
     dev = "cuda"
     configs = [(32, 32, 1), (64, 64, 2), (128, 64, 2), (32, 128, 2), (16, 32, 3), (32, 32, 4)]
+    dtypes = (torch.bfloat16, torch.float16, torch.float32)
+    if quick:
+        configs, dtypes = [(64, 64, 2), (32, 128, 1), (16, 32, 3)], (torch.bfloat16, torch.float32)
     for d, e, deg in configs:
-        for dtype in (torch.bfloat16, torch.float16, torch.float32):
+        for dtype in dtypes:
             b, t, hq, h = 2, 77, 4, 2
             q = torch.randn(b, t, hq, d, device=dev, dtype=dtype)
             k = torch.randn(b, t, h, d, device=dev, dtype=dtype)
@@ -33,7 +38,28 @@ def main() -> int:
             powerret.decode_step(q[:, 0], k[:, 0], v[:, 0], st, g[:, 0], deg=deg, slots=slots)
             torch.cuda.synchronize()
             print(f"ran d={d} e={e} deg={deg} {dtype}")
+    decode_paths()
     return 0
+
+
+def decode_paths():
+    """decode_step launch paths the loop above misses: no cluster (b h >= the SM count), a group of
+    12 query heads (two passes), a state that is only 4-byte aligned (scalar access), skipped slots."""
+    dev, dt = "cuda", torch.bfloat16
+    for b, hq, h, d, e, deg, unaligned in [(40, 4, 4, 32, 64, 2, False), (3, 12, 1, 32, 64, 2, False),
+                                           (2, 4, 2, 64, 128, 2, True)]:
+        D = powerret.state_dim(d, deg)
+        S = torch.randn(b, h, D, e, device=dev)
+        if unaligned:
+            S = torch.cat([torch.zeros(1, device=dev), S.reshape(-1)])[1:].view(b, h, D, e)
+        z = torch.rand(b, h, D, device=dev)
+        slots = torch.arange(b, device=dev, dtype=torch.int32)
+        slots[-1] = -1
+        powerret.decode_step(torch.randn(b, hq, d, device=dev, dtype=dt), torch.randn(b, h, d, device=dev, dtype=dt),
+                             torch.randn(b, h, e, device=dev, dtype=dt), (S, z), -torch.rand(b, h, device=dev),
+                             deg=deg, slots=slots)
+        torch.cuda.synchronize()
+        print(f"ran decode b={b} hq={hq} h={h} d={d} e={e} deg={deg} unaligned={unaligned}")
 
 
 if __name__ == "__main__":

@@ -58,9 +58,26 @@ class Step:
 
 
 def dims(device, deg):
+    """(d, e): small on the CPU; on the GPU a compiled pair (test_every_gpu_config does them all)."""
     if device == "cpu":
         return (6, 10) if deg <= 2 else (4, 5)
-    return (64, 64) if deg <= 2 else (32, 64)
+    return (64, 64) if deg <= 2 else (16, 32)
+
+
+def decode_baseline(f, t0, n):
+    """The step-by-step low-precision baseline of decoding tokens t0 .. t0+n-1: the exact state
+    after the prefill, then n steps of ref.lowp_decode_baseline. [b, n, hq, e] float64."""
+    torch = pytest.importorskip("torch")
+    dt = getattr(torch, f.dtype)
+    pre = ref.power_retention(f.q64[:, :t0], f.k64[:, :t0], f.v64[:, :t0],
+                              None if f.lg64 is None else f.lg64[:, :t0], deg=f.deg)
+    state, ys = (pre.S, pre.z), []
+    for i in range(t0, t0 + n):
+        q, k, v = (torch.from_numpy(a[:, i]).to(dt) for a in (f.q64, f.k64, f.v64))
+        y, S, z = ref.lowp_decode_baseline(q, k, v, state, None if f.lg64 is None else f.lg64[:, i], deg=f.deg)
+        state = (S, z)
+        ys.append(y)
+    return np.stack(ys, axis=1)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
@@ -91,7 +108,7 @@ def test_prefill_then_decode_equals_one_prefill(rng, device, dtype, deg, gate):
         y = powerret.decode_step(f.q[:, i], f.k[:, i], f.v[:, i], state, lg(i), deg=deg)
         ys.append(fw.to_numpy(y))
     decoded = np.stack(ys, axis=1)
-    tail = None if base is None else base[:, t0:]
+    tail = None if base is None else [base[:, t0:], decode_baseline(f, t0, n)]
     helpers.assert_close(decoded, r.y[:, t0:], dtype, tail, "decoded y")
     helpers.assert_close(fw.to_numpy(full)[:, t0:], r.y[:, t0:], dtype, tail, "prefill y")
     helpers.check_state(f, state, r)
@@ -179,6 +196,7 @@ def test_every_gpu_config(rng, device, dtype):
         s.check(y, what=f" (d={d}, e={e}, p={p})")
 
 
+@pytest.mark.gpu
 def test_cuda_graph_capture(rng):
     """SPEC §3: a step neither allocates device memory in the library nor syncs the host, so it
     can be captured in a CUDA graph and replayed."""

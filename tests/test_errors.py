@@ -92,6 +92,7 @@ def test_forward_mismatched_dtypes(rng, device, which, other):
     raises(lambda: f.call(**{which: f.rand(shape, other)}), [which, "q", "k", "v"], [other])
 
 
+@pytest.mark.gpu
 def test_forward_float64_on_gpu_rejected(rng):
     helpers.require_device("cuda")
     f = Fwd(rng, "cuda")
@@ -167,6 +168,7 @@ def test_forward_bad_chunk_size(rng, device, chunk):
     raises(lambda: f.call(chunk_size=chunk), ["chunk_size"], [str(chunk)])
 
 
+@pytest.mark.gpu
 def test_forward_gpu_chunk_size_outside_its_set(rng):
     helpers.require_device("cuda")
     f = Fwd(rng, "cuda")
@@ -192,6 +194,7 @@ def test_cpu_state_dim_too_large(rng):
 UNSUPPORTED_GPU = [(48, 64, 2), (64, 64, 3), (32, 16, 2), (16, 32, 2), (64, 32, 4), (32, 256, 1), (8, 32, 3)]
 
 
+@pytest.mark.gpu
 @pytest.mark.parametrize("d,e,p", UNSUPPORTED_GPU)
 def test_gpu_unsupported_configuration(rng, d, e, p):
     helpers.require_device("cuda")
@@ -207,6 +210,7 @@ def test_gpu_unsupported_configuration(rng, d, e, p):
     assert_unchanged(fw, before, [S, z])
 
 
+@pytest.mark.gpu
 @pytest.mark.parametrize("which", ["k", "v", "log_g", "initial_state"])
 def test_forward_mismatched_devices(rng, which):
     helpers.require_device("cuda")
@@ -283,13 +287,13 @@ def test_decode_bad_state(rng, device, bad):
         "S_dtype": lambda: (g.rand((g.b, g.h, g.D, g.e), "float16"), g.z),
         "z_dtype": lambda: (g.S, g.rand((g.b, g.h, g.D), "float16")),
         "D": lambda: (g.rand((g.b, g.h, g.D + 1, g.e), "float32"), g.rand((g.b, g.h, g.D + 1), "float32")),
-        "deg_mismatch": lambda: (g.S, g.z),  # a deg=2 state with deg=3 below
+        "deg_mismatch": lambda: (g.S, g.z),  # a deg=2 state with deg=1 below
         "e": lambda: (g.rand((g.b, g.h, g.D, g.e + 1), "float32"), g.z),
         "batch": lambda: (g.rand((g.b + 1, g.h, g.D, g.e), "float32"), g.rand((g.b + 1, g.h, g.D), "float32")),
         "z_shape": lambda: (g.S, g.rand((g.b, g.h, g.D, 1), "float32")),
         "S_rank": lambda: (g.S[0], g.z),
     }[bad]()
-    deg = 3 if bad == "deg_mismatch" else 2
+    deg = 1 if bad == "deg_mismatch" else 2
     raises(lambda: g.call(state=st, deg=deg), ["state", "S", "z", "s"])
 
 
@@ -364,7 +368,7 @@ def test_decode_bad_out(rng, device, bad):
     else:  # an out that aliases the start of the state S (both fp32)
         n = g.b * g.hq * g.e
         out = g.S.reshape(-1)[:n].reshape(g.b, g.hq, g.e)
-    raises(lambda: g.call(out=out, watch=watch), ["out", "y", "q", "state", "S"])
+    raises(lambda: g.call(out=out, watch=watch), ["out"])
 
 
 @pytest.mark.parametrize("scale", [math.nan, math.inf])
@@ -379,6 +383,7 @@ def test_decode_bad_degree(rng, device, deg):
     raises(lambda: g.call(deg=deg), ["deg"], [str(deg)])
 
 
+@pytest.mark.gpu
 @pytest.mark.parametrize("which", ["state", "out", "k", "slots", "log_g"])
 def test_decode_mismatched_devices(rng, which):
     helpers.require_device("cuda")

@@ -104,6 +104,7 @@ def test_state_moves_between_frameworks(rng, device):
     helpers.assert_close(bfw.to_numpy(y), r.y[:, 50:], "float32")
 
 
+@pytest.mark.gpu
 def test_cpu_and_cuda_agree(rng):
     """The same inputs on the CPU and on the GPU: both within SPEC §5 of the reference, and the
     CPU's final state continues on the GPU."""

@@ -1,6 +1,9 @@
 // The CUDA backend's host side: the supported set, the chunk-size choice, the workspace size, and
 // dispatch of each op to its kernels on the caller's stream (no allocation, no host sync).
-//   forward = chunk_state -> state_passing -> chunk_output (docs/DESIGN.md), three launches.
+//   forward, tensor-core path (fp16 / bf16, deg 1-2, built configurations):
+//     chunk_state_mma -> chunk_output_mma, two launches
+//   forward, CUDA-core path (fp32, deg 3-4, configurations a ci build leaves out):
+//     chunk_state -> state_passing -> chunk_output, three launches        (docs/DESIGN.md "GPU forward")
 #include "cuda/backend.hpp"
 
 #include <cuda_bf16.h>
@@ -8,23 +11,62 @@
 #include <cuda_runtime_api.h>
 
 #include <string>
+#include <type_traits>
 
 #include "cuda/chunk_output/chunk_output.hpp"
+#include "cuda/chunk_output/chunk_output_mma.hpp"
 #include "cuda/chunk_state/chunk_state.hpp"
+#include "cuda/chunk_state/chunk_state_mma.hpp"
 #include "cuda/common/limits.hpp"
 #include "cuda/common/workspace.hpp"
 #include "cuda/decode_step/decode_step.hpp"
 #include "cuda/instantiations/built_dtypes.hpp"
+#include "cuda/instantiations/built_mma.hpp"
 #include "cuda/state_passing/state_passing.hpp"
 #include "cuda/sympow/sympow.hpp"
 
 namespace powerret::cuda {
 namespace {
 
-// Ascending. Each kernel handles any of them (tokens are staged 32 at a time; kMaxChunk bounds
-// the shared gate arrays); results do not depend on the choice beyond rounding.
-constexpr int kChunkSizes[] = {16, 32, 64, 128};
-static_assert(kChunkSizes[3] == kMaxChunk, "the largest chunk size sizes the kernels' gate arrays");
+// Ascending; both forward paths take every one, and results do not depend on the choice beyond
+// rounding. CUDA-core path: tokens are staged 32 at a time and kMaxChunk bounds the shared gate
+// arrays. Tensor-core path: tokens are staged min(c, 64) at a time (c a multiple of 16) and queries
+// min(c, 128) per block, so c < 64 leaves warps idle: correct, not fast.
+constexpr int kChunkSizes[] = {16, 32, 64, 128, 256};
+static_assert(kChunkSizes[4] == kMaxChunk, "the largest chunk size sizes the kernels' gate arrays");
+
+// Whether the forward runs on the tensor-core kernels: fp16 / bf16 inputs, deg 1-2, and this build
+// carries the (dtype, d, e, deg) instantiation (every one in a full build).
+bool uses_mma(const detail::ForwardProblem& problem) {
+  return (problem.dtype == DType::kFloat16 || problem.dtype == DType::kBFloat16) &&
+         mma_built(problem.dtype, problem.d, problem.e, problem.deg);
+}
+
+// Launches the two tensor-core stages if (d, e, deg) == (kD, kE, kDeg) and they are built.
+template <typename T, int kD, int kE, int kDeg>
+bool launch_mma_if(const detail::ForwardProblem& problem, const MmaWorkspace& workspace, cudaStream_t stream) {
+  constexpr DType kDtype = std::is_same_v<T, __half> ? DType::kFloat16 : DType::kBFloat16;
+  if constexpr (mma_built(kDtype, kD, kE, kDeg)) {
+    if (problem.d == kD && problem.e == kE && problem.deg == kDeg) {
+      launch_chunk_state_mma<T, kD, kE, kDeg>(problem, workspace, stream);
+      launch_chunk_output_mma<T, kD, kE, kDeg>(problem, workspace, stream);
+      return true;
+    }
+  }
+  return false;
+}
+template <typename T, int kD, int kDeg>
+bool launch_mma_e(const detail::ForwardProblem& problem, const MmaWorkspace& workspace, cudaStream_t stream) {
+  return launch_mma_if<T, kD, 32, kDeg>(problem, workspace, stream) ||
+         launch_mma_if<T, kD, 64, kDeg>(problem, workspace, stream) ||
+         launch_mma_if<T, kD, 128, kDeg>(problem, workspace, stream);
+}
+template <typename T, int kDeg>
+bool launch_mma_d(const detail::ForwardProblem& problem, const MmaWorkspace& workspace, cudaStream_t stream) {
+  return launch_mma_e<T, 32, kDeg>(problem, workspace, stream) ||
+         launch_mma_e<T, 64, kDeg>(problem, workspace, stream) ||
+         launch_mma_e<T, 128, kDeg>(problem, workspace, stream);
+}
 
 template <typename T>
 struct Tag {
@@ -95,14 +137,20 @@ const int* chunk_sizes(int* count) {
   return kChunkSizes;
 }
 
-// Not yet measured (the fast path of a later issue tunes it). 128 for large states (D e > 2^18:
-// d = 128 at deg 2, deg 3 and 4), where the intra-chunk work is small next to the state work and the
-// per-chunk workspace halves; 64 otherwise, where the intra-chunk work is a sizeable share.
+// Not yet measured: the reasoning the measurements (bench/RESULTS.md) are to confirm or replace.
+// Tensor-core path: 256. The entering states written and read once per chunk (16-bit, padded rows:
+// 2 P e bytes per chunk and head) shrink as 1/c, the intra-chunk work grows as c (c (d + e) FLOP per
+// token next to 4 P e for the state), and a block of 128 queries wants c >= 128.
+// CUDA-core path: 128 for large states (D e > 2^18: d = 128 at deg 2, deg 3 and 4), where the
+// intra-chunk work is small next to the state work and the per-chunk workspace halves; 64 otherwise.
 int default_chunk(const detail::ForwardProblem& problem) {
+  if (uses_mma(problem)) return 256;
   return problem.D * problem.e > (int64_t{1} << 18) ? 128 : 64;
 }
 
-std::size_t forward_workspace_bytes(const detail::ForwardProblem& problem) { return workspace_layout(problem).bytes; }
+std::size_t forward_workspace_bytes(const detail::ForwardProblem& problem) {
+  return uses_mma(problem) ? mma_workspace_layout(problem).bytes : workspace_layout(problem).bytes;
+}
 
 void sympow(const detail::SympowProblem& problem, void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
@@ -125,10 +173,20 @@ void forward(const detail::ForwardProblem& problem, void* stream) {
                                        " is not one of the GPU's {" + allowed + "}");
   if (problem.workspace == nullptr)
     throw Error(ErrorKind::kValue, "power_retention: the GPU forward needs a workspace of forward_workspace_bytes");
-  const ForwardWorkspace workspace = carve_workspace(problem, problem.workspace);
   const auto s = static_cast<cudaStream_t>(stream);
+  const bool mma = uses_mma(problem);
   dispatch_dtype("power_retention", problem.dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
+    if constexpr (!std::is_same_v<T, float>) {
+      if (mma) {
+        const MmaWorkspace workspace = carve_mma_workspace(problem, problem.workspace);
+        const bool launched = launch_mma_d<T, 1>(problem, workspace, s) || launch_mma_d<T, 2>(problem, workspace, s);
+        if (!launched)  // unreachable: uses_mma() and the launchers read the same table
+          throw Error(ErrorKind::kRuntime, "power_retention: no tensor-core kernel for this configuration");
+        return;
+      }
+    }
+    const ForwardWorkspace workspace = carve_workspace(problem, problem.workspace);
     launch_chunk_state<T>(problem, workspace, s);
     launch_state_passing(problem, workspace, s);
     launch_chunk_output<T>(problem, workspace, s);

@@ -1,4 +1,5 @@
-// decode_step launcher (declaration): one recurrence step, state in place. See decode_step.cuh.
+// decode_step launcher (declaration): one recurrence step, state in place, one launch.
+// See decode_step.cuh (launch and split choice) and decode_step_kernel.cuh (the kernel).
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -11,9 +11,85 @@ set(POWERRET_CUDA_INSTANTIATIONS_FULL
     sympow_f32.cu
     chunk_state_f32.cu
     chunk_output_f32.cu
-    decode_step_f32.cu)
+    decode_step_f32.cu
+    chunk_state_mma_f16_d32_e32_p1.cu
+    chunk_output_mma_f16_d32_e32_p1.cu
+    chunk_state_mma_f16_d32_e32_p2.cu
+    chunk_output_mma_f16_d32_e32_p2.cu
+    chunk_state_mma_f16_d32_e64_p1.cu
+    chunk_output_mma_f16_d32_e64_p1.cu
+    chunk_state_mma_f16_d32_e64_p2.cu
+    chunk_output_mma_f16_d32_e64_p2.cu
+    chunk_state_mma_f16_d32_e128_p1.cu
+    chunk_output_mma_f16_d32_e128_p1.cu
+    chunk_state_mma_f16_d32_e128_p2.cu
+    chunk_output_mma_f16_d32_e128_p2.cu
+    chunk_state_mma_f16_d64_e32_p1.cu
+    chunk_output_mma_f16_d64_e32_p1.cu
+    chunk_state_mma_f16_d64_e32_p2.cu
+    chunk_output_mma_f16_d64_e32_p2.cu
+    chunk_state_mma_f16_d64_e64_p1.cu
+    chunk_output_mma_f16_d64_e64_p1.cu
+    chunk_state_mma_f16_d64_e64_p2.cu
+    chunk_output_mma_f16_d64_e64_p2.cu
+    chunk_state_mma_f16_d64_e128_p1.cu
+    chunk_output_mma_f16_d64_e128_p1.cu
+    chunk_state_mma_f16_d64_e128_p2.cu
+    chunk_output_mma_f16_d64_e128_p2.cu
+    chunk_state_mma_f16_d128_e32_p1.cu
+    chunk_output_mma_f16_d128_e32_p1.cu
+    chunk_state_mma_f16_d128_e32_p2.cu
+    chunk_output_mma_f16_d128_e32_p2.cu
+    chunk_state_mma_f16_d128_e64_p1.cu
+    chunk_output_mma_f16_d128_e64_p1.cu
+    chunk_state_mma_f16_d128_e64_p2.cu
+    chunk_output_mma_f16_d128_e64_p2.cu
+    chunk_state_mma_f16_d128_e128_p1.cu
+    chunk_output_mma_f16_d128_e128_p1.cu
+    chunk_state_mma_f16_d128_e128_p2.cu
+    chunk_output_mma_f16_d128_e128_p2.cu
+    chunk_state_mma_bf16_d32_e32_p1.cu
+    chunk_output_mma_bf16_d32_e32_p1.cu
+    chunk_state_mma_bf16_d32_e32_p2.cu
+    chunk_output_mma_bf16_d32_e32_p2.cu
+    chunk_state_mma_bf16_d32_e64_p1.cu
+    chunk_output_mma_bf16_d32_e64_p1.cu
+    chunk_state_mma_bf16_d32_e64_p2.cu
+    chunk_output_mma_bf16_d32_e64_p2.cu
+    chunk_state_mma_bf16_d32_e128_p1.cu
+    chunk_output_mma_bf16_d32_e128_p1.cu
+    chunk_state_mma_bf16_d32_e128_p2.cu
+    chunk_output_mma_bf16_d32_e128_p2.cu
+    chunk_state_mma_bf16_d64_e32_p1.cu
+    chunk_output_mma_bf16_d64_e32_p1.cu
+    chunk_state_mma_bf16_d64_e32_p2.cu
+    chunk_output_mma_bf16_d64_e32_p2.cu
+    chunk_state_mma_bf16_d64_e64_p1.cu
+    chunk_output_mma_bf16_d64_e64_p1.cu
+    chunk_state_mma_bf16_d64_e64_p2.cu
+    chunk_output_mma_bf16_d64_e64_p2.cu
+    chunk_state_mma_bf16_d64_e128_p1.cu
+    chunk_output_mma_bf16_d64_e128_p1.cu
+    chunk_state_mma_bf16_d64_e128_p2.cu
+    chunk_output_mma_bf16_d64_e128_p2.cu
+    chunk_state_mma_bf16_d128_e32_p1.cu
+    chunk_output_mma_bf16_d128_e32_p1.cu
+    chunk_state_mma_bf16_d128_e32_p2.cu
+    chunk_output_mma_bf16_d128_e32_p2.cu
+    chunk_state_mma_bf16_d128_e64_p1.cu
+    chunk_output_mma_bf16_d128_e64_p1.cu
+    chunk_state_mma_bf16_d128_e64_p2.cu
+    chunk_output_mma_bf16_d128_e64_p2.cu
+    chunk_state_mma_bf16_d128_e128_p1.cu
+    chunk_output_mma_bf16_d128_e128_p1.cu
+    chunk_state_mma_bf16_d128_e128_p2.cu
+    chunk_output_mma_bf16_d128_e128_p2.cu)
 set(POWERRET_CUDA_INSTANTIATIONS_CI
     sympow_bf16.cu
     chunk_state_bf16.cu
     chunk_output_bf16.cu
-    decode_step_bf16.cu)
+    decode_step_bf16.cu
+    chunk_state_mma_bf16_d64_e64_p2.cu
+    chunk_output_mma_bf16_d64_e64_p2.cu
+    chunk_state_mma_bf16_d64_e64_p1.cu
+    chunk_output_mma_bf16_d64_e64_p1.cu)

@@ -1,0 +1,378 @@
+// chunk_output_mma (= chunk_output on tensor cores): per (b, query head, chunk n, 128 query tokens),
+// for chunk positions i (kv head hk = iq / (hq / h); docs/DESIGN.md):
+//   num_i = scale^p dec0_i * Xq_i^T W_enter  +  sum_{j <= i} (scale q_i . k_j)^p decay(j -> i) v_j   (e)
+//   den_i = the same with z_enter and 1 in place of v_j;   y_i = normalize ? (den_i == 0 ? 0 : num_i / den_i) : num_i
+//   Xq_i[(i', jb, r)] = q_i[i'] q_i[16 jb + r] (deg 1: q_i[16 jb + r]) over the padded rows of
+//   cuda/common/padded_rows.cuh, so Xq_i^T W_enter == phi(q_i)^T S_enter (W carries the pad weights).
+//   torch: A = ((scale * Q_c @ K_c.T) ** p * decay).masked_fill(j > i, 0);  num = dec0 * scale^p * Xq @ W + A @ V_c
+// W_enter (P, e), z_enter (P): 16-bit, from chunk_state_mma (fp16: per 128-row tile x 2^scale).
+//
+// Grid (b hq n_chunks ceil(c / 128)), 8 warps; warp w owns query tokens 16 w .. 16 w + 15 of the tile
+// (min(c, 128) tokens) and accumulates [num | den] in mma accumulators rAcc[nt] (16 x 8 fp32), nt < e / 8,
+// and rAcc[e / 8] whose column 0 is den. Q's fragments for the d / 16 k-blocks stay in registers (rQ).
+//   inter: for each group i (deg 1: one group), the group's m-tiles (16 rows each) of W and z stream
+//          through shared memory (cp.async, double buffered); the A fragment of tile (i, jb) is
+//          rQ[jb] times the per-token pair q[i] (one packed multiply per register), B = W (ldmatrix.trans)
+//          and z (a column). fp16: the pair also carries 2^(scale_tile - scale_max); 2^scale_max later.
+//   intra: keys stream 64 at a time through shared memory; per 32 keys, S = Q K^T (A = rQ, B = sK),
+//          P = select(j <= i, (scale S)^p decay(j -> i), 0) in fp32, rounded to T as the A operand of
+//          P [V | 1] (B = sV by ldmatrix.trans, and a column of ones for den). The select keeps NaN/Inf
+//          of later k out of earlier outputs; later v: the k-step on the diagonal takes non-finite v as 0
+//          and sets the outputs at or after their key to NaN; k-steps after the warp's queries are
+//          skipped. Tokens past t are zero-filled and never stored.
+#pragma once
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "cuda/chunk_output/chunk_output_mma.hpp"
+#include "cuda/common/check.hpp"
+#include "cuda/common/dtype.cuh"
+#include "cuda/common/gates.cuh"
+#include "cuda/common/limits.hpp"
+#include "cuda/common/mma.cuh"
+#include "cuda/common/padded_rows.cuh"
+
+namespace powerret::cuda {
+
+inline constexpr int kOutputMmaWarps = 8;
+inline constexpr int kOutputMmaThreads = kOutputMmaWarps * kWarpSize;
+inline constexpr int kOutputMmaQueries = kOutputMmaWarps * kMmaTile;  // 128 query tokens per block (min(c, 128))
+inline constexpr int kOutputMmaKeys = 64;                             // keys staged at once
+
+template <typename T, int kD, int kE, int kDeg>
+struct OutputMmaShared {
+  static constexpr int kLdQ = kD + 8;  // 16-byte row shift: conflict-free ldmatrix
+  static constexpr int kLdW = kE + 8;
+  static constexpr int kScaleTiles = (PaddedRows<kD, kDeg>::kRows + kMmaScaleRows - 1) / kMmaScaleRows;
+  T q[kOutputMmaQueries][kLdQ];  // [i][kk]
+  union {
+    struct {
+      T w[2][kD][kLdW];  // [buf][row of the group][col]: a group has <= d rows
+      T z[2][kD];        // [buf][row of the group]
+    } inter;
+    struct {
+      T k[kOutputMmaKeys][kLdQ];  // [j][kk]
+      T v[kOutputMmaKeys][kLdW];  // [j][col]
+    } intra;
+  };
+  float g[kMaxChunk];
+  int r[kMaxChunk];
+  float factor[kScaleTiles];  // fp16: 2^(scale_tile - scale_max)
+  int scale_max;
+};
+
+// x ** deg for deg 1, 2
+template <int kDeg>
+__device__ __forceinline__ float power_of(float x) {
+  return kDeg == 1 ? x : x * x;
+}
+
+// A register holding the 16-bit value x twice   == torch.tensor([x, x]).to(T)
+template <typename T>
+__device__ __forceinline__ uint32_t splat2(float x) {
+  return pack2<T>(x, x);
+}
+
+// Bits 0, 1 = whether the low, high 16-bit value of x is NaN or Inf; those values become 0 in x.
+//   == bits = ~torch.isfinite(x); x[bits] = 0
+template <typename T>
+__device__ __forceinline__ uint32_t take_nonfinite(uint32_t& x) {
+  constexpr uint32_t kExp = std::is_same_v<T, __half> ? 0x7C00u : 0x7F80u;  // all-ones exponent
+  const uint32_t lo = (x & kExp) == kExp, hi = ((x >> 16) & kExp) == kExp;
+  x &= (lo ? 0xFFFF0000u : 0xFFFFFFFFu) & (hi ? 0x0000FFFFu : 0xFFFFFFFFu);
+  return lo | (hi << 1);
+}
+
+// c (16 x 8 accumulator of one diagonal 16 x 16 step) = NaN at (row r, column col) when column col has
+// a non-finite v at a key k <= r; bad: this lane's key bits for column g (B layout).
+//   == c[r, col] = nan if any(bad_of_column[col] & ((2 << r) - 1)) else c[r, col]
+__device__ __forceinline__ void poison_after(float (&c)[4], uint32_t bad, int lane) {
+  bad |= __shfl_xor_sync(0xffffffffu, bad, 1);  // the quad holds keys 2t.., 2t+8.. of column g
+  bad |= __shfl_xor_sync(0xffffffffu, bad, 2);
+  const int g = lane / 4, tq = lane % 4;
+  const uint32_t col0 = __shfl_sync(0xffffffffu, bad, 4 * (2 * tq));  // columns 2t, 2t + 1 of this lane's c
+  const uint32_t col1 = __shfl_sync(0xffffffffu, bad, 4 * (2 * tq + 1));
+  const uint32_t rows_lo = (2u << g) - 1, rows_hi = (2u << (g + 8)) - 1;  // keys k <= r
+  const float nan = __int_as_float(0x7fc00000);
+  c[0] = (col0 & rows_lo) != 0 ? nan : c[0];
+  c[1] = (col1 & rows_lo) != 0 ? nan : c[1];
+  c[2] = (col0 & rows_hi) != 0 ? nan : c[2];
+  c[3] = (col1 & rows_hi) != 0 ? nan : c[3];
+}
+
+template <typename T, int kD, int kE, int kDeg>
+__global__ void __launch_bounds__(kOutputMmaThreads, 1)
+    chunk_output_mma_kernel(detail::ForwardProblem problem, MmaWorkspace workspace) {
+  using Rows = PaddedRows<kD, kDeg>;
+  using Shared = OutputMmaShared<T, kD, kE, kDeg>;
+  constexpr int kNt = kE / 8;           // n-tiles of value columns
+  constexpr int kKb = kD / kMmaTile;    // k-blocks of q . k
+  constexpr bool kScaled = std::is_same_v<T, __half>;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  Shared& sm = *reinterpret_cast<Shared*>(smem_raw);
+
+  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const int g = lane / 4, tq = lane % 4;
+  const int64_t h = problem.h, hq = problem.hq, t = problem.t, n_chunks = problem.n_chunks;
+  const int c = problem.chunk;
+  const int nq = min(c, kOutputMmaQueries);  // query tokens per block; divides c
+  const int q_tiles = c / nq;
+  const int64_t group = hq / h;
+  // block = ((b h + hk) n_chunks + n) (group q_tiles) + iq_local q_tiles + tile: the blocks that read
+  // one entering state are neighbours (L2 reuse).
+  int64_t block = blockIdx.x;
+  const int qt = static_cast<int>(block % q_tiles);
+  block /= q_tiles;
+  const int64_t iq_local = block % group;
+  block /= group;
+  const int64_t n = block % n_chunks, bh = block / n_chunks;
+  const int64_t b = bh / h, hk = bh % h, iq = hk * group + iq_local;
+  const int64_t t0 = n * c;
+  const int len = static_cast<int>(std::min<int64_t>(c, t - t0));
+  const int i0 = qt * nq;  // chunk position of the block's first query
+  if (i0 >= len) return;   // the whole block is past t
+  const int rows_here = min(nq, len - i0);
+  const bool has_rows = warp * kMmaTile < rows_here;  // warp-uniform: this warp owns a valid query
+
+  const T* mQ = static_cast<const T*>(problem.q);  // [b, t, hq, d]
+  const T* mK = static_cast<const T*>(problem.k);  // [b, t, h, d]
+  const T* mV = static_cast<const T*>(problem.v);  // [b, t, h, e]
+  T* mY = static_cast<T*>(problem.y);              // [b, t, hq, e]
+  const bool inter = n > 0 || problem.s0 != nullptr;  // else the entering state is 0
+  const int64_t slot = bh * n_chunks + n;
+
+  // ---- stage Q (zeros past t), scan the gates, the fp16 tile factors ----------------------------------
+  for (int idx = threadIdx.x; idx < nq * (kD / 8); idx += kOutputMmaThreads) {
+    const int row = idx / (kD / 8), piece = idx % (kD / 8);
+    const bool valid = row < rows_here;
+    const int64_t tok = t0 + i0 + (valid ? row : 0);
+    cp_async_16(&sm.q[row][piece * 8], mQ + ((b * t + tok) * hq + iq) * kD + piece * 8, valid);
+  }
+  cp_async_commit();
+  if (warp == 0)
+    scan_chunk_gates(problem.log_g != nullptr ? problem.log_g + (b * t + t0) * h + hk : nullptr, h, len, c, sm.g,
+                     sm.r);
+  if constexpr (kScaled) {
+    if (inter && warp == 1) {
+      const int32_t* gScale = workspace.scales + slot * Shared::kScaleTiles;
+      int m = INT_MIN;
+      for (int s = lane; s < Shared::kScaleTiles; s += kWarpSize) m = max(m, gScale[s]);
+#pragma unroll
+      for (int offset = 16; offset > 0; offset /= 2) m = max(m, __shfl_xor_sync(0xffffffffu, m, offset));
+      for (int s = lane; s < Shared::kScaleTiles; s += kWarpSize) sm.factor[s] = ldexpf(1.f, gScale[s] - m);
+      if (lane == 0) sm.scale_max = m;
+    }
+  }
+
+  // group ig of W / z (rows [16 first_tile, + 16 group_tiles)) into buffer buf
+  auto load_group = [&](int ig, int first_tile, int buf) {
+    const int rows = Rows::group_tiles(ig) * kMmaTile;
+    const T* gW = static_cast<const T*>(workspace.states) + (slot * Rows::kRows + first_tile * kMmaTile) * kE;
+    const T* gZ = static_cast<const T*>(workspace.zs) + slot * Rows::kRows + first_tile * kMmaTile;
+    for (int idx = threadIdx.x; idx < rows * (kE / 8); idx += kOutputMmaThreads) {
+      const int row = idx / (kE / 8), piece = idx % (kE / 8);
+      cp_async_16(&sm.inter.w[buf][row][piece * 8], gW + row * kE + piece * 8, true);
+    }
+    for (int idx = threadIdx.x; idx < rows / 8; idx += kOutputMmaThreads)
+      cp_async_16(&sm.inter.z[buf][idx * 8], gZ + idx * 8, true);
+  };
+  if (inter) load_group(0, 0, 0);
+  cp_async_commit();
+  cp_async_wait<1>();
+  __syncthreads();  // Q, the gates and the factors are visible
+
+  uint32_t rQ[kKb][4];  // A fragments of this warp's 16 queries, k-block kb
+#pragma unroll
+  for (int kb = 0; kb < kKb; ++kb)
+    ldmatrix_x4(rQ[kb], &sm.q[warp * kMmaTile + (lane & 7) + (((lane >> 3) & 1) << 3)][kb * kMmaTile + ((lane >> 4) << 3)]);
+  const int q_lo = warp * kMmaTile + g, q_hi = q_lo + 8;  // this lane's query rows in the tile
+  const int pos_lo = i0 + min(q_lo, rows_here - 1), pos_hi = i0 + min(q_hi, rows_here - 1);  // clamped chunk positions
+
+  float rAcc[kNt + 1][4];
+#pragma unroll
+  for (int nt = 0; nt <= kNt; ++nt)
+#pragma unroll
+    for (int m = 0; m < 4; ++m) rAcc[nt][m] = 0.f;
+
+  // ---- inter-chunk: Xq^T W_enter and Xq^T z_enter --------------------------------------------------------
+  if (inter) {
+    int first_tile = 0;
+    for (int ig = 0; ig < Rows::kGroups; ++ig) {
+      const int buf = ig & 1;
+      const int next_first = first_tile + Rows::group_tiles(ig);
+      if (ig + 1 < Rows::kGroups) load_group(ig + 1, next_first, buf ^ 1);
+      cp_async_commit();
+      cp_async_wait<1>();
+      __syncthreads();
+      if (has_rows) {
+        const float x_lo = kDeg == 2 ? to_float(sm.q[q_lo][ig]) : 1.f;  // q_i[i'] of the two rows
+        const float x_hi = kDeg == 2 ? to_float(sm.q[q_hi][ig]) : 1.f;
+        uint32_t pair_lo = splat2<T>(x_lo), pair_hi = splat2<T>(x_hi);
+        const int jb0 = Rows::first_block(ig);
+#pragma unroll
+        for (int jb = 0; jb < kKb; ++jb) {
+          if (jb < jb0) continue;
+          const int row0 = (jb - jb0) * kMmaTile;  // the tile's first row in the staged group
+          if constexpr (kScaled) {
+            const float f = sm.factor[(first_tile + jb - jb0) * kMmaTile / kMmaScaleRows];
+            pair_lo = splat2<T>(x_lo * f);
+            pair_hi = splat2<T>(x_hi * f);
+          }
+          uint32_t a[4];
+          a[0] = mul2<T>(rQ[jb][0], pair_lo);
+          a[1] = mul2<T>(rQ[jb][1], pair_hi);
+          a[2] = mul2<T>(rQ[jb][2], pair_lo);
+          a[3] = mul2<T>(rQ[jb][3], pair_hi);
+#pragma unroll
+          for (int np = 0; np < kNt / 2; ++np) {
+            uint32_t bw[4];
+            ldmatrix_x4_trans(bw, &sm.inter.w[buf][row0 + (lane & 7) + (((lane >> 3) & 1) << 3)][np * 16 + ((lane >> 4) << 3)]);
+            mma_16816<T>(rAcc[2 * np], a, bw[0], bw[1]);
+            mma_16816<T>(rAcc[2 * np + 1], a, bw[2], bw[3]);
+          }
+          const uint32_t z_lo = *reinterpret_cast<const uint32_t*>(&sm.inter.z[buf][row0 + 2 * tq]);
+          const uint32_t z_hi = *reinterpret_cast<const uint32_t*>(&sm.inter.z[buf][row0 + 8 + 2 * tq]);
+          mma_16816<T>(rAcc[kNt], a, g == 0 ? z_lo : 0u, g == 0 ? z_hi : 0u);
+        }
+      }
+      __syncthreads();  // buffer `buf` is refilled two groups on
+      first_tile = next_first;
+    }
+    // scale^p dec0_i (x 2^scale_max for fp16); dec0 multiplies (0 after a reset), as in the recurrence
+    float base = power_of<kDeg>(problem.scale);
+    if constexpr (kScaled) base = ldexpf(base, sm.scale_max);
+    const float f_lo = sm.r[pos_lo] == -1 ? base * expf(sm.g[pos_lo]) : 0.f;
+    const float f_hi = sm.r[pos_hi] == -1 ? base * expf(sm.g[pos_hi]) : 0.f;
+#pragma unroll
+    for (int nt = 0; nt <= kNt; ++nt) {
+      rAcc[nt][0] *= f_lo;
+      rAcc[nt][1] *= f_lo;
+      rAcc[nt][2] *= f_hi;
+      rAcc[nt][3] *= f_hi;
+    }
+  }
+  cp_async_wait<0>();
+  __syncthreads();  // the inter buffers are free for the keys
+
+  // ---- intra-chunk: sum_{j <= i} (scale q_i . k_j)^p decay(j -> i) [v_j | 1] -----------------------------
+  const float g_lo = sm.g[pos_lo], g_hi = sm.g[pos_hi];
+  const int r_lo = sm.r[pos_lo], r_hi = sm.r[pos_hi];
+  const uint32_t ones = g == 0 ? pack2<T>(1.f, 1.f) : 0u;
+  const int last_key = i0 + rows_here - 1;       // the block's last query position
+  const int warp_last = i0 + min(warp * kMmaTile + kMmaTile, rows_here) - 1;  // this warp's
+  const int warp_first = i0 + warp * kMmaTile;  // chunk position of this warp's first query
+  for (int kt0 = 0; kt0 <= last_key; kt0 += kOutputMmaKeys) {
+    for (int idx = threadIdx.x; idx < kOutputMmaKeys * (kD / 8 + kE / 8); idx += kOutputMmaThreads) {
+      const int row = idx / (kD / 8 + kE / 8), piece = idx % (kD / 8 + kE / 8);
+      const bool valid = kt0 + row < len;
+      const int64_t tok = (b * t + t0 + (valid ? kt0 + row : 0)) * h + hk;
+      if (piece < kD / 8)
+        cp_async_16(&sm.intra.k[row][piece * 8], mK + tok * kD + piece * 8, valid);
+      else
+        cp_async_16(&sm.intra.v[row][(piece - kD / 8) * 8], mV + tok * kE + (piece - kD / 8) * 8, valid);
+    }
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+    if (has_rows) {
+#pragma unroll
+      for (int sb = 0; sb < kOutputMmaKeys / 32; ++sb) {
+        const int j0 = kt0 + sb * 32;  // chunk position of the sub-block's first key
+        if (j0 > warp_last) continue;  // warp-uniform: every key is after every query of the warp
+        float rS[4][4];                // scores: n-tile nt = keys j0 + 8 nt ..
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+          for (int m = 0; m < 4; ++m) rS[nt][m] = 0.f;
+#pragma unroll
+        for (int kb = 0; kb < kKb; ++kb) {
+#pragma unroll
+          for (int np = 0; np < 2; ++np) {
+            uint32_t bk[4];  // B = K^T: k = dims, n = keys; sK rows are keys (no transpose)
+            ldmatrix_x4(bk, &sm.intra.k[sb * 32 + np * 16 + (lane & 7) + ((lane >> 4) << 3)][kb * kMmaTile + (((lane >> 3) & 1) << 3)]);
+            mma_16816<T>(rS[2 * np], rQ[kb], bk[0], bk[1]);
+            mma_16816<T>(rS[2 * np + 1], rQ[kb], bk[2], bk[3]);
+          }
+        }
+        uint32_t aP[2][4];  // P as A fragments of two 16-key k-steps
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt) {
+          float p[4];
+#pragma unroll
+          for (int m = 0; m < 4; ++m) {
+            const int j = j0 + nt * 8 + 2 * tq + (m & 1);
+            const int pos = m < 2 ? pos_lo : pos_hi;
+            const int rr = m < 2 ? r_lo : r_hi;
+            const float gi = m < 2 ? g_lo : g_hi;
+            const float s = power_of<kDeg>(problem.scale * rS[nt][m]);
+            p[m] = j <= pos && rr <= j ? s * expf(gi - sm.g[min(j, c - 1)]) : 0.f;
+          }
+          aP[nt / 2][(nt % 2) * 2] = pack2<T>(p[0], p[1]);
+          aP[nt / 2][(nt % 2) * 2 + 1] = pack2<T>(p[2], p[3]);
+        }
+#pragma unroll
+        for (int kk = 0; kk < 2; ++kk) {
+          // Keys and queries are 16-aligned: a k-step is before the warp's queries, on them, or after.
+          const int jk = j0 + kk * kMmaTile;
+          if (jk > warp_first + kMmaTile - 1) continue;  // after every query of the warp: P == 0
+          const bool diagonal = jk == warp_first;        // warp-uniform
+#pragma unroll
+          for (int np = 0; np < kNt / 2; ++np) {
+            uint32_t bv[4];
+            ldmatrix_x4_trans(bv, &sm.intra.v[sb * 32 + kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3)][np * 16 + ((lane >> 4) << 3)]);
+            // On the diagonal P == 0 above it, but 0 * NaN is NaN: non-finite v enter as 0 and poison
+            // the outputs at or after their key afterwards (SPEC §5: NaN reaches affected outputs only).
+            uint32_t bad[2] = {0u, 0u};  // n-tile 2 np + m / 2: keys (bits) with non-finite v in column g
+            if (diagonal) {
+#pragma unroll
+              for (int m = 0; m < 4; ++m) bad[m / 2] |= take_nonfinite<T>(bv[m]) << (2 * tq + 8 * (m % 2));
+            }
+            mma_16816<T>(rAcc[2 * np], aP[kk], bv[0], bv[1]);
+            mma_16816<T>(rAcc[2 * np + 1], aP[kk], bv[2], bv[3]);
+            if (diagonal) {
+              poison_after(rAcc[2 * np], bad[0], lane);
+              poison_after(rAcc[2 * np + 1], bad[1], lane);
+            }
+          }
+          mma_16816<T>(rAcc[kNt], aP[kk], ones, ones);
+        }
+      }
+    }
+    __syncthreads();  // sK, sV are refilled next
+  }
+
+  // ---- y = num / den (0 where den == 0) or num --------------------------------------------------------
+  const float den_lo = __shfl_sync(0xffffffffu, rAcc[kNt][0], lane & ~3);
+  const float den_hi = __shfl_sync(0xffffffffu, rAcc[kNt][2], lane & ~3);
+  const bool norm = problem.normalize;
+  auto out = [&](float num, float den) { return norm ? (den == 0.f ? 0.f : num / den) : num; };
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int row = half == 0 ? q_lo : q_hi;
+    if (row >= rows_here) continue;
+    const float den = half == 0 ? den_lo : den_hi;
+    T* gY = mY + ((b * t + t0 + i0 + row) * hq + iq) * kE;
+#pragma unroll
+    for (int nt = 0; nt < kNt; ++nt)
+      *reinterpret_cast<uint32_t*>(gY + nt * 8 + 2 * tq) =
+          pack2<T>(out(rAcc[nt][2 * half], den), out(rAcc[nt][2 * half + 1], den));
+  }
+}
+
+template <typename T, int kD, int kE, int kDeg>
+void launch_chunk_output_mma(const detail::ForwardProblem& problem, const MmaWorkspace& workspace,
+                             cudaStream_t stream) {
+  constexpr int kSmem = static_cast<int>(sizeof(OutputMmaShared<T, kD, kE, kDeg>));
+  const auto kernel = chunk_output_mma_kernel<T, kD, kE, kDeg>;
+  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem), "chunk_output_mma");
+  const int64_t q_tiles = problem.chunk / std::min(problem.chunk, kOutputMmaQueries);
+  const dim3 grid(grid_x(problem.b * problem.hq * problem.n_chunks * q_tiles, "chunk_output_mma"));
+  kernel<<<grid, kOutputMmaThreads, kSmem, stream>>>(problem, workspace);
+  POWERRET_CUDA_CHECK_LAUNCH("chunk_output_mma");
+}
+
+}  // namespace powerret::cuda

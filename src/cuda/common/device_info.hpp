@@ -1,0 +1,73 @@
+// device_info: facts about a device the launchers need, queried once per device and cached. Host only;
+// no device synchronisation, no stream work: safe while a stream is being captured into a CUDA graph.
+//   sm_count(device)                     == torch.cuda.get_device_properties(device).multi_processor_count
+//   ClusterLimit::get(kernel, device, n) the largest thread-block cluster (16 or 8 CTAs of n threads)
+//                                        that `kernel` can launch with on `device`
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <array>
+#include <atomic>
+
+#include "cuda/common/check.hpp"
+
+namespace powerret::cuda {
+
+inline constexpr int kCachedDevices = 64;       // device ordinals with a cache slot (others query each call)
+inline constexpr int kPortableClusterSize = 8;  // any sm_90 kernel may launch clusters of up to 8 CTAs
+inline constexpr int kMaxClusterSize = 16;      // with cudaFuncAttributeNonPortableClusterSizeAllowed
+
+// Streaming multiprocessors of `device` (the current device of the calling launcher).
+inline int sm_count(int device) {
+  static std::array<std::atomic<int>, kCachedDevices> cache{};
+  const bool cached = device >= 0 && device < kCachedDevices;
+  if (cached) {
+    const int known = cache[device].load(std::memory_order_relaxed);
+    if (known > 0) return known;
+  }
+  int count = 0;
+  check_cuda(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device),
+             "cudaDeviceGetAttribute(cudaDevAttrMultiProcessorCount)");
+  if (cached) cache[device].store(count, std::memory_order_relaxed);
+  return count;
+}
+
+// One per kernel (a static of its launcher): 16 where the device can co-schedule a 16-CTA cluster of
+// the kernel (after allowing the non-portable size on that device), 8 (portable) otherwise.
+class ClusterLimit {
+ public:
+  template <typename... Args>
+  int get(void (*kernel)(Args...), int device, int threads) {
+    const bool cached = device >= 0 && device < kCachedDevices;
+    if (cached) {
+      const int known = limit_[device].load(std::memory_order_relaxed);
+      if (known > 0) return known;
+    }
+    int limit = kPortableClusterSize;
+    bool refused = cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) != cudaSuccess;
+    if (!refused) {
+      cudaLaunchAttribute cluster{};
+      cluster.id = cudaLaunchAttributeClusterDimension;
+      cluster.val.clusterDim.x = kMaxClusterSize;
+      cluster.val.clusterDim.y = 1;
+      cluster.val.clusterDim.z = 1;
+      cudaLaunchConfig_t config{};
+      config.gridDim = dim3(kMaxClusterSize);
+      config.blockDim = dim3(static_cast<unsigned int>(threads));
+      config.attrs = &cluster;
+      config.numAttrs = 1;
+      int clusters = 0;
+      refused = cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) != cudaSuccess;
+      if (!refused && clusters > 0) limit = kMaxClusterSize;
+    }
+    if (refused) (void)cudaGetLastError();  // a refused probe is an answer, not an error of a later launch
+    if (cached) limit_[device].store(limit, std::memory_order_relaxed);
+    return limit;
+  }
+
+ private:
+  std::array<std::atomic<int>, kCachedDevices> limit_{};
+};
+
+}  // namespace powerret::cuda

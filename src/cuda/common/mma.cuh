@@ -1,0 +1,97 @@
+// mma: the SM80-style warp-level tensor-core building blocks of the fast forward (inline PTX, sm_80+):
+//   mma_16816:   C (16 x 8, fp32) += A (16 x 16) B (16 x 8), A and B fp16 or bf16      == C += A.float() @ B.float()
+//   ldmatrix_x4: four 8 x 8 16-bit matrices from shared memory (.trans: each transposed)
+//   cp_async_16: 16 bytes global -> shared without registers (zero-filled when !valid)
+// Fragment layouts (PTX ISA, mma.m16n8k16; g = lane / 4, t = lane % 4), each register two 16-bit values:
+//   A: a[0] = (row g,     cols 2t, 2t+1)   a[1] = (row g + 8, cols 2t, 2t+1)
+//      a[2] = (row g,     cols 2t+8, 2t+9) a[3] = (row g + 8, cols 2t+8, 2t+9)
+//   B: b[0] = (rows 2t, 2t+1, col g)       b[1] = (rows 2t+8, 2t+9, col g)
+//   C: c[0], c[1] = (row g, cols 2t, 2t+1) c[2], c[3] = (row g + 8, cols 2t, 2t+1)
+// ldmatrix_x4 at per-lane row addresses: lane l points at row l % 8 of matrix l / 8; register m holds
+// matrix m, elements (row g, cols 2t, 2t+1) (with .trans: (rows 2t, 2t+1, col g) of the stored matrix).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <type_traits>
+
+namespace powerret::cuda {
+
+// Shared-memory address of a generic pointer into shared memory (for ldmatrix / cp.async).
+__device__ __forceinline__ uint32_t smem_addr(const void* ptr) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(ptr));
+}
+
+// r[m] = matrix m at (row g, cols 2t, 2t+1)   == frag = tile[g, 2t:2t+2]
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* row_ptr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(row_ptr)));
+}
+
+// r[m] = matrix m at (rows 2t, 2t+1, col g)   == frag = tile[2t:2t+2, g]
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* row_ptr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(row_ptr)));
+}
+
+// c += a @ b   (16 x 16 @ 16 x 8, fp32 accumulate); T = __half or __nv_bfloat16
+template <typename T>
+__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<T, __half>) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    static_assert(std::is_same_v<T, __nv_bfloat16>, "mma_16816: fp16 or bf16 operands");
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+// dst[0:16] = valid ? src[0:16] : 0   (bytes; both 16-byte aligned)
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+               "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+// Waits until at most kPending of this thread's committed groups are in flight.
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+}
+
+// Two fp32 values as one register of two 16-bit T, round to nearest even   == torch.tensor([lo, hi]).to(T)
+template <typename T>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  if constexpr (std::is_same_v<T, __half>) {
+    const __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+}
+
+// Elementwise product of two registers of two 16-bit T (one rounding)   == (x * y).to(T)
+template <typename T>
+__device__ __forceinline__ uint32_t mul2(uint32_t x, uint32_t y) {
+  if constexpr (std::is_same_v<T, __half>) {
+    const __half2 r = __hmul2(*reinterpret_cast<const __half2*>(&x), *reinterpret_cast<const __half2*>(&y));
+    return *reinterpret_cast<const uint32_t*>(&r);
+  } else {
+    const __nv_bfloat162 r =
+        __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&x), *reinterpret_cast<const __nv_bfloat162*>(&y));
+    return *reinterpret_cast<const uint32_t*>(&r);
+  }
+}
+
+}  // namespace powerret::cuda
