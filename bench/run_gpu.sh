@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One call on the GPU machine: build powerret (full instantiations, sm_90a), run the GPU test
 # suite, compute-sanitizer on small cases, then the benchmarks; everything lands in OUT_DIR.
-#   usage: bench/run_gpu.sh OUT_DIR [quick|full|tests]      (device tool: bench/run_gpu.sh "$OUT")
+#   usage: bench/run_gpu.sh OUT_DIR [MODE]      (device tool: bench/run_gpu.sh "$OUT" quick)
+#   MODE: quick (default: build, tests, sanitizers, quick benchmarks) | full (the same with the full
+#   benchmarks) | tests (build, tests) | check (build, tests, sanitizers) | bench (build, full benchmarks)
 # The machine has no network: wheels it lacks (nvidia-cutlass; retention and fla for the
 # comparisons) travel in .whl/ (../shared/tools/gpu-wheels puts them there; carry .whl).
 set -uo pipefail
@@ -30,9 +32,11 @@ echo "build rc=$rc_build in $(( $(date +%s) - start )) s" | tee -a "$out/summary
 grep -E "spill|Used [0-9]+ registers" "$out/build.log" | sort | uniq -c | sort -rn | head -40 > "$out/ptxas.txt"
 [ $rc_build -eq 0 ] || { tail -60 "$out/build.log"; exit 1; }
 
+if [ "$mode" != bench ]; then
 echo "== tests" | tee -a "$out/summary.txt"
 # One process per test file, so a crash in one cannot hide the others' results.
-for f in tests/test_*.py; do
+# POWERRET_GPU_TESTS="tests/test_a.py ..." runs a subset.
+for f in ${POWERRET_GPU_TESTS:-tests/test_*.py}; do
   timeout 300 python3 -X faulthandler -m pytest "$f" -q -p no:cacheprovider --tb=short -rfE >> "$out/tests.log" 2>&1
   echo "$(basename "$f") rc=$? $(tail -1 "$out/tests.log")" | tee -a "$out/summary.txt"
 done
@@ -46,8 +50,12 @@ for tool in memcheck racecheck; do
   echo "$tool rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitizer-$tool.log" | tail -1)" | tee -a "$out/summary.txt"
 done
 
+fi
+[ "$mode" = check ] && { cp "$out/summary.txt" "$top/summary.txt"; exit 0; }
+
 echo "== bench" | tee -a "$out/summary.txt"
-bash bench/gpu_bench.sh "$top" "$mode" > "$out/bench.log" 2>&1
+bench_mode=$mode; [ "$mode" = bench ] && bench_mode=full
+bash bench/gpu_bench.sh "$top" "$bench_mode" > "$out/bench.log" 2>&1
 echo "bench rc=$?" | tee -a "$out/summary.txt"
 tail -70 "$out/bench.log"
 cp "$out/summary.txt" "$top/summary.txt"

@@ -249,11 +249,11 @@ NB_MODULE(_core, m) {
                                        .initial_z = describe(z0, dev, 5), .y = *describe(y, dev, 6),
                                        .final_s = describe(s_out, dev, 7), .final_z = describe(z_out, dev, 8),
                                        .deg = deg, .scale = scale, .normalize = normalize, .chunk_size = chunk_size};
-        powerret::forward_workspace_bytes(params);
+        return powerret::forward_workspace_bytes(params);
       },
       "q"_a.none(), "k"_a.none(), "v"_a.none(), "log_g"_a.none(), "initial_s"_a.none(), "initial_z"_a.none(),
       "y"_a.none(), "final_s"_a.none(), "final_z"_a.none(), "cuda"_a, "device"_a, "deg"_a, "scale"_a.none(),
-      "normalize"_a, "chunk_size"_a, "Validates power_retention arguments described by (shape, dtype) pairs.");
+      "normalize"_a, "chunk_size"_a, "Validates power_retention arguments described by (shape, dtype) pairs; returns the workspace bytes.");
   m.def(
       "check_decode",
       [](Spec q, Spec k, Spec v, Spec log_g, Spec s, Spec z, Spec slots, Spec y, bool cuda, int device, int deg,

@@ -1,5 +1,5 @@
-// XLA FFI handlers for JAX (jax.ffi.ffi_call): XLA allocates every output and the scratch
-// workspace and hands over its stream, so the ops work eagerly and under jax.jit, and decode_step
+// XLA FFI handlers for JAX (jax.ffi.ffi_call): XLA allocates every output (the forward's
+// workspace included) and hands over its stream, so the ops work eagerly and under jax.jit, and decode_step
 // updates donated state buffers in place (input/output aliasing). Built only when the XLA FFI
 // headers are found at build time (jax installed in the build environment).
 //
@@ -64,10 +64,12 @@ struct ForwardAttrs {
   bool has_scale, normalize, has_log_g, has_initial, has_final;
 };
 
-ffi::Error forward(void* stream, Device device, ffi::ScratchAllocator* scratch, ffi::AnyBuffer q, ffi::AnyBuffer k,
-                   ffi::AnyBuffer v, ffi::AnyBuffer log_g, ffi::AnyBuffer s0, ffi::AnyBuffer z0,
-                   ffi::Result<ffi::AnyBuffer> y, ffi::Result<ffi::AnyBuffer> s_out,
-                   ffi::Result<ffi::AnyBuffer> z_out, const ForwardAttrs& a) {
+// The workspace is one more XLA-allocated result (uint8, sized while tracing), so nothing here
+// allocates and the call needs no scratch-allocator support from the runtime.
+ffi::Error forward(void* stream, Device device, ffi::AnyBuffer q, ffi::AnyBuffer k, ffi::AnyBuffer v,
+                   ffi::AnyBuffer log_g, ffi::AnyBuffer s0, ffi::AnyBuffer z0, ffi::Result<ffi::AnyBuffer> y,
+                   ffi::Result<ffi::AnyBuffer> s_out, ffi::Result<ffi::AnyBuffer> z_out,
+                   ffi::Result<ffi::AnyBuffer> workspace, const ForwardAttrs& a) {
   try {
     ForwardParams params{
         .q = to_tensor(q, device),
@@ -84,13 +86,7 @@ ffi::Error forward(void* stream, Device device, ffi::ScratchAllocator* scratch, 
         .normalize = a.normalize,
         .chunk_size = static_cast<int>(a.chunk),
     };
-    const std::size_t need = forward_workspace_bytes(params);
-    if (need > 0) {
-      const std::optional<void*> mem = scratch ? scratch->Allocate(need, 256) : std::nullopt;
-      if (!mem) return ffi::Error::Internal("power_retention: XLA could not provide a scratch workspace");
-      Tensor w = make_tensor(*mem, DType::kUInt8, {static_cast<int64_t>(need)}, device);
-      params.workspace = w;
-    }
+    if (forward_workspace_bytes(params) > 0) params.workspace = to_tensor(*workspace, device);
     power_retention(params, stream);
   } catch (const std::exception& e) {
     return to_ffi_error(e);
@@ -148,6 +144,7 @@ auto forward_args(Binding b) {
       .template Ret<ffi::AnyBuffer>()
       .template Ret<ffi::AnyBuffer>()
       .template Ret<ffi::AnyBuffer>()
+      .template Ret<ffi::AnyBuffer>()
       .template Attr<int64_t>("deg")
       .template Attr<int64_t>("chunk")
       .template Attr<float>("scale")
@@ -183,26 +180,24 @@ auto decode_args(Binding b) {
 XLA_FFI_DEFINE_HANDLER(kForwardCpu,
                        ([](ffi::AnyBuffer q, ffi::AnyBuffer k, ffi::AnyBuffer v, ffi::AnyBuffer g, ffi::AnyBuffer s0,
                            ffi::AnyBuffer z0, ffi::Result<ffi::AnyBuffer> y, ffi::Result<ffi::AnyBuffer> s,
-                           ffi::Result<ffi::AnyBuffer> z, int64_t deg, int64_t chunk, float scale, bool has_scale,
-                           bool normalize, bool has_log_g, bool has_initial, bool has_final) {
-                         return forward(nullptr, kCpu, nullptr, q, k, v, g, s0, z0, y, s, z,
+                           ffi::Result<ffi::AnyBuffer> z, ffi::Result<ffi::AnyBuffer> w, int64_t deg, int64_t chunk,
+                           float scale, bool has_scale, bool normalize, bool has_log_g, bool has_initial,
+                           bool has_final) {
+                         return forward(nullptr, kCpu, q, k, v, g, s0, z0, y, s, z, w,
                                         {deg, chunk, scale, has_scale, normalize, has_log_g, has_initial, has_final});
                        }),
                        forward_args(ffi::Ffi::Bind()));
 
 XLA_FFI_DEFINE_HANDLER(kForwardCuda,
-                       ([](void* stream, int32_t ordinal, ffi::ScratchAllocator scratch, ffi::AnyBuffer q,
-                           ffi::AnyBuffer k, ffi::AnyBuffer v, ffi::AnyBuffer g, ffi::AnyBuffer s0, ffi::AnyBuffer z0,
-                           ffi::Result<ffi::AnyBuffer> y, ffi::Result<ffi::AnyBuffer> s, ffi::Result<ffi::AnyBuffer> z,
+                       ([](void* stream, int32_t ordinal, ffi::AnyBuffer q, ffi::AnyBuffer k, ffi::AnyBuffer v,
+                           ffi::AnyBuffer g, ffi::AnyBuffer s0, ffi::AnyBuffer z0, ffi::Result<ffi::AnyBuffer> y,
+                           ffi::Result<ffi::AnyBuffer> s, ffi::Result<ffi::AnyBuffer> z, ffi::Result<ffi::AnyBuffer> w,
                            int64_t deg, int64_t chunk, float scale, bool has_scale, bool normalize, bool has_log_g,
                            bool has_initial, bool has_final) {
-                         return forward(stream, cuda_device(ordinal), &scratch, q, k, v, g, s0, z0, y, s, z,
+                         return forward(stream, cuda_device(ordinal), q, k, v, g, s0, z0, y, s, z, w,
                                         {deg, chunk, scale, has_scale, normalize, has_log_g, has_initial, has_final});
                        }),
-                       forward_args(ffi::Ffi::Bind()
-                                        .Ctx<ffi::PlatformStream<void*>>()
-                                        .Ctx<ffi::DeviceOrdinal>()
-                                        .Ctx<ffi::ScratchAllocator>()));
+                       forward_args(ffi::Ffi::Bind().Ctx<ffi::PlatformStream<void*>>().Ctx<ffi::DeviceOrdinal>()));
 
 XLA_FFI_DEFINE_HANDLER(kDecodeCpu,
                        ([](ffi::AnyBuffer q, ffi::AnyBuffer k, ffi::AnyBuffer v, ffi::AnyBuffer g,

@@ -1,4 +1,4 @@
-"""JAX through XLA's FFI: XLA allocates the outputs and the scratch workspace and gives the
+"""JAX through XLA's FFI: XLA allocates the outputs (and the forward's workspace) and gives the
 kernels its stream, so these work eagerly and under jax.jit; decode_step aliases the state
 inputs to its state outputs, so a donated state is updated in place.
 
@@ -36,14 +36,12 @@ def _spec(x):
 
 
 def _where(x):
-    """(is_cuda, device ordinal) of a concrete array; under tracing, the default backend's."""
-    import jax
-
+    """(is_cuda, device ordinal) of a concrete array, or None for a tracer (placement unknown)."""
     try:
         (dev,) = x.devices()
-        return dev.platform == "gpu", dev.local_hardware_id or 0
-    except Exception:  # a tracer: it runs where the computation is placed
-        return jax.default_backend() == "gpu", 0
+    except Exception:  # a tracer: it runs wherever jit places the computation
+        return None
+    return dev.platform == "gpu", dev.local_hardware_id or 0
 
 
 def _none_or(x, placeholder):
@@ -60,16 +58,24 @@ def power_retention(q, k, v, log_g, s0, z0, deg, scale, normalize, return_final_
     y_t = jax.ShapeDtypeStruct((b, t, hq, e), q.dtype)
     s_t = jax.ShapeDtypeStruct((b, h, D, e), jnp.float32)
     z_t = jax.ShapeDtypeStruct((b, h, D), jnp.float32)
-    cuda, ordinal = _where(q)
     chunk = chunk_size or 0
-    _core.check_forward(_spec(q), _spec(k), _spec(v), _spec(log_g), _spec(s0), _spec(z0), _spec(y_t),
-                        _spec(s_t) if return_final_state else None, _spec(z_t) if return_final_state else None,
-                        cuda, ordinal, deg, scale, normalize, chunk)
+    specs = (_spec(q), _spec(k), _spec(v), _spec(log_g), _spec(s0), _spec(z0), _spec(y_t),
+             _spec(s_t) if return_final_state else None, _spec(z_t) if return_final_state else None)
+    where = _where(q)
+    if where is not None:  # concrete: the exact checks and workspace of its device
+        need = _core.check_forward(*specs, *where, deg, scale, normalize, chunk)
+    else:  # traced: device-independent checks now; the workspace a GPU would need, in case it runs there
+        _core.check_forward(*specs, False, 0, deg, scale, normalize, chunk)
+        try:
+            need = _core.check_forward(*specs, True, 0, deg, scale, normalize, chunk)
+        except ValueError:  # not a GPU configuration: the handler reports it if it does run there
+            need = 0
     empty = jax.ShapeDtypeStruct((0,), jnp.float32)
     ph = jnp.zeros((0,), jnp.float32)
     call = jax.ffi.ffi_call("powerret_forward", (y_t, s_t if return_final_state else empty,
-                                                 z_t if return_final_state else empty))
-    y, s, z = call(q, k, v, _none_or(log_g, ph), _none_or(s0, ph), _none_or(z0, ph),
+                                                 z_t if return_final_state else empty,
+                                                 jax.ShapeDtypeStruct((need,), jnp.uint8)))
+    y, s, z, _ = call(q, k, v, _none_or(log_g, ph), _none_or(s0, ph), _none_or(z0, ph),
                    deg=np.int64(deg), chunk=np.int64(chunk), scale=np.float32(scale or 0.0),
                    has_scale=scale is not None, normalize=bool(normalize), has_log_g=log_g is not None,
                    has_initial=s0 is not None, has_final=bool(return_final_state))
@@ -82,7 +88,7 @@ def decode_step(q, k, v, s, z, log_g, slots, deg, scale, normalize):
 
     b, hq, _ = q.shape
     y_t = jax.ShapeDtypeStruct((b, hq, v.shape[-1]), q.dtype)
-    cuda, ordinal = _where(q)
+    cuda, ordinal = _where(q) or (False, 0)  # traced: the device-independent checks
     _core.check_decode(_spec(q), _spec(k), _spec(v), _spec(log_g), _spec(s), _spec(z), _spec(slots), _spec(y_t),
                        cuda, ordinal, deg, scale, normalize)
     ph_f, ph_i = jnp.zeros((0,), jnp.float32), jnp.zeros((0,), jnp.int32)
