@@ -32,6 +32,7 @@ if [ "$mode" = quick ]; then
 else
   ts="1024 2048 4096 8192 16384 32768 65536 131072 262144 524288 1048576"
 fi
+ts=${POWERRET_BENCH_TS:-$ts}   # the forward lengths, overridable (e.g. to fit one device call)
 echo "== powerret-bench: forward p=2 (b=1, h=8, d=64, bf16, gated)"
 for t in $ts; do bench --op forward $ref --deg 2 --t "$t"; done
 echo "== powerret-bench: decode p=2 (h=8, d=64, bf16, gated), stream and CUDA-graph replay"
@@ -71,7 +72,9 @@ echo "== compare.py"
 extra=""
 [ "$mode" = quick ] && extra="--quick"
 commit=$(cat "$out/commit.txt" 2>/dev/null || true)
-python3 bench/compare.py --out "$work/compare" $extra ${commit:+--commit "$commit"}
+# POWERRET_COMPARE_ARGS adds compare.py flags (e.g. --budget-ms 150); the timeout keeps one device call bounded.
+timeout "${POWERRET_COMPARE_TIMEOUT:-1200}" python3 bench/compare.py --out "$work/compare" $extra \
+  ${commit:+--commit "$commit"} ${POWERRET_COMPARE_ARGS:-}
 rc_compare=$?
 
 tar -C "$work" -czf "$out/bench-results.tar.gz" .
