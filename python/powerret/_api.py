@@ -140,8 +140,14 @@ def decode_step(
     _check_rank("decode_step", "q", q, 3, "[b, hq, d]")
     _check_rank("decode_step", "v", v, 3, "[b, h, e]")
     y = out if out is not None else ad.empty(q, (q.shape[0], q.shape[1], v.shape[2]))
-    with ad.launch(q, k, v, log_g, s, z, slots, y):
-        _core.decode_step(q, k, v, log_g, s, z, slots, y, deg, scale, normalize, ad.stream(q))
+    try:
+        with ad.launch(q, k, v, log_g, s, z, slots, y):
+            _core.decode_step(q, k, v, log_g, s, z, slots, y, deg, scale, normalize, ad.stream(q))
+    except (ValueError, TypeError) as ex:
+        if out is None:
+            raise
+        # The C++ API calls the output y; the caller passed it as `out`.
+        raise type(ex)(str(ex).replace("argument 'y'", "argument 'out'")) from None
     return (y, State(s, z)) if ad.immutable else y
 
 

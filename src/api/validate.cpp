@@ -4,7 +4,6 @@
 #include "api/validate.hpp"
 
 #include <cmath>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,12 +46,12 @@ std::string device_name(Device d) {
   return d.type == DeviceType::kCPU ? std::string("cpu") : "cuda:" + std::to_string(d.index);
 }
 
+// "[2, 40, 4, 32]". Plain string building: no iostreams (an abi3 build on the GPU machine crashed
+// inside libstdc++'s ostream number formatting; std::to_string has no such dependency).
 std::string shape_text(const std::vector<int64_t>& s) {
-  std::ostringstream o;
-  o << "[";
-  for (std::size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
-  o << "]";
-  return o.str();
+  std::string o = "[";
+  for (std::size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
+  return o + "]";
 }
 
 std::string shape_text(const Tensor& t) {
