@@ -26,6 +26,7 @@ import argparse
 import datetime
 import importlib.util
 import json
+import types
 import math
 import re
 import subprocess
@@ -73,6 +74,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=HERE / "results", help="output folder (default bench/results)")
     p.add_argument("--quick", action="store_true", help="a small subset for smoke runs (< 2 minutes)")
+    p.add_argument("--render", type=Path, default=None,
+                   help="no measuring: rewrite the markdown table and plots from this results JSON (no GPU needed)")
     p.add_argument("--ops", default="forward,decode,forward_backward",
                    help="comma-separated subset of forward, decode, forward_backward")
     p.add_argument("--max-t", type=int, default=1 << 20, help="largest forward length (default 1M)")
@@ -541,8 +544,25 @@ def powers_of_two(lo, hi):
     return [1 << i for i in range(int(math.log2(lo)), int(math.log2(hi)) + 1)]
 
 
+def render(path: Path, out: Path) -> int:
+    """Table and plots from a saved results JSON (records of one device, as written by main)."""
+    records = json.loads(path.read_text())
+    run = types.SimpleNamespace(records=records, device=records[0]["device"], date=max(r["date"] for r in records),
+                                commit=", ".join(sorted({r["commit"] for r in records})))
+    name = slug(run.device)
+    out.mkdir(parents=True, exist_ok=True)
+    table = markdown(run, "versions as in the run logs (bench/RESULTS.md)")
+    (out / f"{name}.md").write_text(table)
+    written = plots(run, out, name)
+    print(table)
+    print("wrote", out / f"{name}.md", *written)
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.render is not None:
+        return render(args.render, args.out)
     import torch
 
     if not torch.cuda.is_available():
