@@ -61,6 +61,19 @@ struct DecodeProblem {
   bool on_gpu = false;
 };
 
+// The dtype's NumPy-style name, for error messages.
+inline const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::kFloat16: return "float16";
+    case DType::kBFloat16: return "bfloat16";
+    case DType::kFloat32: return "float32";
+    case DType::kFloat64: return "float64";
+    case DType::kInt32: return "int32";
+    case DType::kUInt8: return "uint8";
+  }
+  return "unknown";
+}
+
 // log_g below this is a reset: exp of it is exactly 0 in fp32, so every backend treats it as
 // exp(log_g) == 0 (and keeps cumulative gate sums finite and precise).
 inline constexpr float kResetLogGate = -104.0f;

@@ -18,18 +18,6 @@ namespace {
 // CPU limit on the state rows (SPEC §1 / §"Supported").
 constexpr int64_t kMaxCpuStateDim = int64_t{1} << 20;
 
-const char* dtype_name(DType t) {
-  switch (t) {
-    case DType::kFloat16: return "float16";
-    case DType::kBFloat16: return "bfloat16";
-    case DType::kFloat32: return "float32";
-    case DType::kFloat64: return "float64";
-    case DType::kInt32: return "int32";
-    case DType::kUInt8: return "uint8";
-  }
-  return "unknown";
-}
-
 int64_t dtype_size(DType t) {
   switch (t) {
     case DType::kFloat16:

@@ -28,6 +28,8 @@
 namespace powerret::cuda {
 namespace {
 
+using detail::dtype_name;
+
 // Ascending; both forward paths take every one, and results do not depend on the choice beyond
 // rounding. CUDA-core path: tokens are staged 32 at a time and kMaxChunk bounds the shared gate
 // arrays. Tensor-core path: tokens are staged min(c, 64) at a time (c a multiple of 16) and queries
@@ -74,18 +76,6 @@ template <typename T>
 struct Tag {
   using type = T;
 };
-
-const char* dtype_name(DType dtype) {
-  switch (dtype) {
-    case DType::kFloat16: return "float16";
-    case DType::kBFloat16: return "bfloat16";
-    case DType::kFloat32: return "float32";
-    case DType::kFloat64: return "float64";
-    case DType::kInt32: return "int32";
-    case DType::kUInt8: return "uint8";
-  }
-  return "unknown";
-}
 
 [[noreturn]] void not_built(const char* op, DType dtype) {
   throw Error(ErrorKind::kValue, std::string(op) + ": this build carries no " + dtype_name(dtype) +
