@@ -157,10 +157,14 @@ struct GateScan {
 };
 
 // ---- threads ----------------------------------------------------------------------------------
-// for i in range(n): fn(i), split over the machine's cores; each index runs exactly once.
+// for i in range(n): fn(i), split over the machine's cores; each index runs exactly once. Threads
+// are started per call, so only when the whole loop is worth it: `work` is a rough count of
+// multiply-adds per index, and below ~2^18 in all one thread runs everything (starting threads
+// costs tens of microseconds, more than a small decode step).
 template <class Fn>
-void parallel_for(int64_t n, Fn fn) {
-  const int64_t workers = std::min<int64_t>(n, std::max(1u, std::thread::hardware_concurrency()));
+void parallel_for(int64_t n, int64_t work, Fn fn) {
+  const bool worth_it = n * work >= (int64_t{1} << 18);
+  const int64_t workers = worth_it ? std::min<int64_t>(n, std::max(1u, std::thread::hardware_concurrency())) : 1;
   if (workers <= 1) {
     for (int64_t i = 0; i < n; ++i) fn(i);
     return;

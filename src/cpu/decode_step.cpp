@@ -18,7 +18,7 @@ void decode_step(const detail::DecodeProblem& pb) {
   const int64_t D = pb.D, d = pb.d, e = pb.e, group = pb.hq / pb.h;
   const double scale_p = std::pow(static_cast<double>(pb.scale), pb.deg);
 
-  parallel_for(pb.b * pb.h, [&](int64_t bh) {
+  parallel_for(pb.b * pb.h, (group + 1) * D * e, [&](int64_t bh) {
     const int64_t bi = bh / pb.h, hk = bh % pb.h;
     const int64_t slot = pb.slots ? pb.slots[bi] : bi;
     if (slot < 0 || slot >= pb.num_slots) {  // skipped row: state untouched, y = 0

@@ -17,7 +17,7 @@ void forward(const detail::ForwardProblem& pb) {
   const double scale_p = std::pow(static_cast<double>(pb.scale), pb.deg);
   const double scale = pb.scale;
 
-  parallel_for(pb.b * pb.h, [&](int64_t bh) {
+  parallel_for(pb.b * pb.h, pb.t * (group + 1) * D * e, [&](int64_t bh) {
     const int64_t bi = bh / pb.h, hk = bh % pb.h;
     std::vector<double> S(D * e, 0.0), z(D, 0.0);
     if (pb.s0) {

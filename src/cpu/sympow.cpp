@@ -8,7 +8,7 @@ namespace powerret::cpu {
 
 void sympow(const detail::SympowProblem& pb) {
   const SympowTable table(pb.d, pb.deg);
-  parallel_for(pb.rows, [&](int64_t row) {
+  parallel_for(pb.rows, pb.D * pb.deg, [&](int64_t row) {
     std::vector<double> x(pb.d), phi(pb.D);
     for (int64_t i = 0; i < pb.d; ++i) x[i] = load(pb.x, pb.dtype, row * pb.d + i);
     table.expand(x.data(), phi.data());
