@@ -44,8 +44,16 @@ powerret::DType to_dtype(nb::dlpack::dtype t, const char* name) {
   }
   static const char* kinds[] = {"int", "uint", "float", "opaque", "bfloat", "complex", "bool"};
   const std::string kind = t.code < 7 ? kinds[t.code] : "code" + std::to_string(t.code);
-  throw nb::type_error((std::string("argument '") + name + "': expected dtype float16, bfloat16, float32, float64, " +
-                        "int32 or uint8, got " + kind + std::to_string(t.bits) +
+  // What this argument takes (the library checks the exact dtype once it is one it knows).
+  const std::string arg = name;
+  const char* expected = arg == "slots"       ? "int32"
+                         : arg == "workspace" ? "uint8"
+                         : arg == "log_g" || arg.rfind("initial_state", 0) == 0 || arg.rfind("final_state", 0) == 0 ||
+                                 arg.rfind("state", 0) == 0
+                             ? "float32"
+                             : "float16, bfloat16, float32 or float64";
+  throw nb::type_error((std::string("argument '") + name + "': expected dtype " + expected + ", got " + kind +
+                        std::to_string(t.bits) +
                         (t.lanes != 1 ? "x" + std::to_string(t.lanes) : std::string()))
                            .c_str());
 }
