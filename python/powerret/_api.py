@@ -142,7 +142,9 @@ def decode_step(
     y = out if out is not None else ad.empty(q, (q.shape[0], q.shape[1], v.shape[2]))
     try:
         with ad.launch(q, k, v, log_g, s, z, slots, y):
-            _core.decode_step(q, k, v, log_g, s, z, slots, y, deg, scale, normalize, ad.stream(q))
+            n = ad.native
+            _core.decode_step(n(q), n(k), n(v), n(log_g), n(s), n(z), n(slots), n(y), deg, scale, normalize,
+                              ad.stream(q))
     except (ValueError, TypeError) as ex:
         if out is None:
             raise
