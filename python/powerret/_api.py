@@ -36,11 +36,10 @@ def sympow(x: Any, deg: int = 2) -> Any:
     """phi_deg(x) along the last axis: [..., d] -> [..., D], in x's dtype (SPEC §1 layout)."""
     ad = adapter_for(x)
     _check_int("deg", deg, minimum=1)
+    _check_rank("sympow", "x", x, None)
     if ad.name == "jax" and _jax.available():
-        _check_rank("sympow", "x", x, None)
         return _jax.sympow(x, deg)
     x = ad.contiguous(x)
-    _check_rank("sympow", "x", x, None)
     out = ad.empty(x, (*x.shape[:-1], _core.state_dim(x.shape[-1], deg)))
     with ad.launch(x, out):
         _core.sympow(x, out, deg, ad.stream(x))
@@ -70,19 +69,16 @@ def power_retention(
     _check_options(deg, scale, normalize, chunk_size)
     _same_framework(ad, k=k, v=v, log_g=log_g)
     s0, z0 = _unpack_state("initial_state", initial_state, ad)
+    _check_rank("power_retention", "q", q, 4, "[b, t, hq, d]")
+    _check_rank("power_retention", "k", k, 4, "[b, t, h, d]")
+    _check_rank("power_retention", "v", v, 4, "[b, t, h, e]")
     if ad.name == "jax" and _jax.available():
-        _check_rank("power_retention", "q", q, 4, "[b, t, hq, d]")
-        _check_rank("power_retention", "k", k, 4, "[b, t, h, d]")
-        _check_rank("power_retention", "v", v, 4, "[b, t, h, e]")
         out = _jax.power_retention(q, k, v, log_g, s0, z0, deg, scale, normalize, return_final_state, chunk_size)
         return (out[0], State(*out[1])) if return_final_state else out
     q, k, v = ad.contiguous(q), ad.contiguous(k), ad.contiguous(v)
     log_g = None if log_g is None else ad.contiguous(log_g)
     s0 = None if s0 is None else ad.contiguous(s0)
     z0 = None if z0 is None else ad.contiguous(z0)
-    _check_rank("power_retention", "q", q, 4, "[b, t, hq, d]")
-    _check_rank("power_retention", "k", k, 4, "[b, t, h, d]")
-    _check_rank("power_retention", "v", v, 4, "[b, t, h, e]")
     b, t, hq, d = q.shape
     h, e = k.shape[2], v.shape[3]
     y = ad.empty(q, (b, t, hq, e))
@@ -125,11 +121,11 @@ def decode_step(
     _check_options(deg, scale, normalize, None)
     s, z = _unpack_state("state", state, ad, required=True)
     _same_framework(ad, k=k, v=v, log_g=log_g, slots=slots, out=out)
+    _check_rank("decode_step", "q", q, 3, "[b, hq, d]")
+    _check_rank("decode_step", "v", v, 3, "[b, h, e]")
     if ad.name == "jax" and _jax.available():
         if out is not None:
             raise ValueError("argument 'out': JAX arrays are immutable; expected None, got an array")
-        _check_rank("decode_step", "q", q, 3, "[b, hq, d]")
-        _check_rank("decode_step", "v", v, 3, "[b, h, e]")
         y, s, z = _jax.decode_step(q, k, v, s, z, log_g, slots, deg, scale, normalize)
         return y, State(s, z)
     if ad.immutable:  # JAX: the step writes fresh copies of the state, returned with y
@@ -137,8 +133,6 @@ def decode_step(
     q, k, v = ad.contiguous(q), ad.contiguous(k), ad.contiguous(v)
     log_g = None if log_g is None else ad.contiguous(log_g)
     slots = None if slots is None else ad.contiguous(slots)
-    _check_rank("decode_step", "q", q, 3, "[b, hq, d]")
-    _check_rank("decode_step", "v", v, 3, "[b, h, e]")
     y = out if out is not None else ad.empty(q, (q.shape[0], q.shape[1], v.shape[2]))
     try:
         with ad.launch(q, k, v, log_g, s, z, slots, y):
