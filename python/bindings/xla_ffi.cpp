@@ -133,18 +133,20 @@ ffi::Error sym(void* stream, Device device, ffi::AnyBuffer x, ffi::Result<ffi::A
 constexpr Device kCpu{DeviceType::kCPU, 0};
 Device cuda_device(int32_t ordinal) { return Device{DeviceType::kCUDA, ordinal}; }
 
+// b.Arg<AnyBuffer>() n times, then .Ret<AnyBuffer>() m times (m >= 1). Bindings only move
+// through their own member functions, hence the rvalue reference.
+template <int n, int m, class Binding>
+auto buffers(Binding&& b) {
+  static_assert(m >= 1, "every handler has a result");
+  if constexpr (n > 0) return buffers<n - 1, m>(std::move(b).template Arg<ffi::AnyBuffer>());
+  else if constexpr (m > 1) return buffers<0, m - 1>(std::move(b).template Ret<ffi::AnyBuffer>());
+  else return std::move(b).template Ret<ffi::AnyBuffer>();
+}
+
+// q, k, v, log_g, S0, z0 -> y, S, z, workspace; then the attributes.
 template <class Binding>
 auto forward_args(Binding b) {
-  return std::move(b).template Arg<ffi::AnyBuffer>()
-      .template Arg<ffi::AnyBuffer>()
-      .template Arg<ffi::AnyBuffer>()
-      .template Arg<ffi::AnyBuffer>()
-      .template Arg<ffi::AnyBuffer>()
-      .template Arg<ffi::AnyBuffer>()
-      .template Ret<ffi::AnyBuffer>()
-      .template Ret<ffi::AnyBuffer>()
-      .template Ret<ffi::AnyBuffer>()
-      .template Ret<ffi::AnyBuffer>()
+  return buffers<6, 4>(std::move(b))
       .template Attr<int64_t>("deg")
       .template Attr<int64_t>("chunk")
       .template Attr<float>("scale")
@@ -155,18 +157,10 @@ auto forward_args(Binding b) {
       .template Attr<bool>("has_final");
 }
 
+// q, k, v, log_g, slots, S, z -> y, S, z (S and z aliased); then the attributes.
 template <class Binding>
 auto decode_args(Binding b) {
-  return std::move(b).template Arg<ffi::AnyBuffer>()
-      .template Arg<ffi::AnyBuffer>()
-      .template Arg<ffi::AnyBuffer>()
-      .template Arg<ffi::AnyBuffer>()
-      .template Arg<ffi::AnyBuffer>()
-      .template Arg<ffi::AnyBuffer>()
-      .template Arg<ffi::AnyBuffer>()
-      .template Ret<ffi::AnyBuffer>()
-      .template Ret<ffi::AnyBuffer>()
-      .template Ret<ffi::AnyBuffer>()
+  return buffers<7, 3>(std::move(b))
       .template Attr<int64_t>("deg")
       .template Attr<float>("scale")
       .template Attr<bool>("has_scale")
