@@ -42,15 +42,6 @@ class Adapter:
         """The cudaStream_t (as int) the framework is using for `like`'s device; 0 on the CPU."""
         return 0
 
-    def is_cuda(self, x: Any) -> bool:
-        return False
-
-    def dtype_name(self, x: Any) -> str:
-        return str(x.dtype)
-
-    def is_contiguous(self, x: Any) -> bool:
-        raise NotImplementedError
-
 
 class NumpyAdapter(Adapter):
     name = "numpy"
@@ -60,9 +51,6 @@ class NumpyAdapter(Adapter):
 
     def empty(self, like, shape, dtype=None):
         return np.empty(shape, dtype=like.dtype if dtype is None else np.dtype(dtype))
-
-    def is_contiguous(self, x):
-        return bool(x.flags.c_contiguous)
 
 
 class TorchAdapter(Adapter):
@@ -92,15 +80,6 @@ class TorchAdapter(Adapter):
             return 0
         return self.torch.cuda.current_stream(like.device).cuda_stream
 
-    def is_cuda(self, x):
-        return x.device.type == "cuda"
-
-    def dtype_name(self, x):
-        return str(x.dtype).replace("torch.", "")
-
-    def is_contiguous(self, x):
-        return x.is_contiguous()
-
 
 class CupyAdapter(Adapter):
     name = "cupy"
@@ -120,12 +99,6 @@ class CupyAdapter(Adapter):
     def stream(self, like):
         with like.device:
             return self.cupy.cuda.get_current_stream().ptr
-
-    def is_cuda(self, x):
-        return True
-
-    def is_contiguous(self, x):
-        return bool(x.flags.c_contiguous)
 
 
 def adapter_for(x: Any) -> Adapter:
@@ -200,5 +173,3 @@ class JaxAdapter(Adapter):
 
             _core.synchronize(self._device(live[0]).local_hardware_id)
 
-    def is_contiguous(self, x):
-        return True
