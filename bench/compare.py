@@ -12,11 +12,19 @@ inputs, in the same run (bench/RESULTS.md explains every number and how to repro
 
 Shapes: b = 1 for forward, h = hq = 8, d = e = 64, bf16 inputs, fp32 gates (gated = True for every
 implementation that takes a gate; SDPA takes none). Timing: one call to compile / autotune, warm-up,
-then CUDA events around each call, median of many; the L2 is flushed (zero-filling a buffer of twice
-its size) before each timed call when the call's tensors would fit in twice the L2.
+then two clocks, each the median of many calls; the L2 is flushed (zero-filling a buffer of twice its
+size) before each timed call when the call's tensors would fit in twice the L2.
+  ms       GPU time, what kernels are compared on: a GPU spin (torch.cuda._sleep) longer than the host
+           time of one call is queued, then CUDA events around the call, so the call's Python and
+           launch overhead is hidden behind the spin and only the GPU's work is timed (ms_min, ms_max
+           and iters belong to this clock).
+  ms_host  host-inclusive time, what a Python caller waits: wall clock of one call followed by
+           torch.cuda.synchronize(). For small calls launch overhead dominates it (retention's Python
+           takes ~1-2 ms per call on an H100 host, powerret's eager decode_step ~23 us of enqueue).
 
 Writes <out>/<gpu-slug>.json (a list of records {op, impl, b, t, hq, h, d, e, deg, dtype, gated, ms,
-device, date, commit} plus ms_min, ms_max, iters), <gpu-slug>.md and PNG plots, then prints the table.
+device, date, commit} plus ms_host, ms_min, ms_max, iters), <gpu-slug>.md and PNG plots, then prints
+the table.
 Needs torch with CUDA; retention and fla are optional (skipped with a line when not importable).
 """
 
@@ -31,6 +39,7 @@ import math
 import re
 import subprocess
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -63,10 +72,14 @@ REFERENCE = [
     ("decode", "sdpa", 64, 65536, 2.81),
     ("decode", "retention", 64, 65536, 0.740),
 ]
+# Reference rows that were host-bound on the reference machine (its decode b=1 equals its b=64): they
+# measure that host's Python launch time per call, not GPU time, so ms_host is shown beside them.
+HOST_BOUND = {("forward", "retention", 1, 4096), ("decode", "retention", 1, 65536)}
 
 H, D_HEAD, DEG = 8, 64, 2
 DEVICE = "cuda"  # every tensor of the run lives here
 RETENTION_CHUNK = 1024
+SLEEP_CAP_MS = 50.0  # longest GPU spin queued ahead of a timed call
 IMPL_LABEL = {"sdpa": "SDPA", "retention": "retention", "powerret": "powerret", "fla": "fla"}
 
 
@@ -150,43 +163,65 @@ def load_impls():
 # ---- timing --------------------------------------------------------------------------------------
 
 
+def sleep_cycles(enqueue_ms: float, clock_khz: float = 0) -> int:
+    """torch.cuda._sleep cycles that outlast a host enqueue of enqueue_ms: twice it plus 0.1 ms, capped at
+    SLEEP_CAP_MS, at the device's peak clock in kHz (= cycles per ms; 2e6 when unknown: no GPU clocks
+    faster, so the spin lasts at least that long)."""
+    return int(min(2 * enqueue_ms + 0.1, SLEEP_CAP_MS) * (clock_khz or 2e6))
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
 class Timer:
-    """Median of CUDA-event-timed calls after a compile call and a warm-up, L2 flushed when it matters."""
+    """GPU time (host overhead hidden behind a queued GPU spin) and host-inclusive time of a call, medians
+    after a compile call and a warm-up, L2 flushed when it matters."""
 
     def __init__(self, torch, budget_ms: float):
         self.torch = torch
         props = torch.cuda.get_device_properties(0)
         self.l2_bytes = int(getattr(props, "L2_cache_size", 0) or 50 << 20)
+        self.clock_khz = getattr(props, "clock_rate", 0)  # absent in some builds (CUDA 13 dropped it)
         self.flush_buf = torch.empty(2 * self.l2_bytes, dtype=torch.uint8, device=DEVICE)
         self.budget_ms = budget_ms
+
+    def host_call(self, fn, flush: bool):
+        """(enqueue ms, host-inclusive ms) of one call started on an idle GPU."""
+        torch = self.torch
+        if flush:
+            self.flush_buf.zero_()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        t1 = time.perf_counter()
+        torch.cuda.synchronize()
+        return (t1 - t0) * 1e3, (time.perf_counter() - t0) * 1e3
 
     def __call__(self, fn, working_set_bytes: int):
         torch = self.torch
         fn()  # compile / autotune / allocate
-        torch.cuda.synchronize()
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        stop.record()
-        torch.cuda.synchronize()
-        estimate = max(start.elapsed_time(stop), 1e-3)
-        iters = int(min(200, max(5, self.budget_ms / estimate)))
-        for _ in range(min(10, max(1, iters // 5))):
-            fn()
         flush = working_set_bytes <= 2 * self.l2_bytes
+        estimate = max(self.host_call(fn, flush)[1], 1e-3)
+        iters = int(min(200, max(5, self.budget_ms / estimate)))
+        warm = [self.host_call(fn, flush) for _ in range(min(10, max(1, iters // 5)))]
+        cycles = sleep_cycles(max(e for e, _ in warm), self.clock_khz)
         starts = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
         stops = [torch.cuda.Event(enable_timing=True) for _ in range(iters)]
         for i in range(iters):
             if flush:
                 self.flush_buf.zero_()
+            torch.cuda._sleep(cycles)  # the GPU spins while the host enqueues the call
             starts[i].record()
             fn()
             stops[i].record()
         torch.cuda.synchronize()
         ms = sorted(s.elapsed_time(e) for s, e in zip(starts, stops))
-        n = len(ms)
-        median = ms[n // 2] if n % 2 else 0.5 * (ms[n // 2 - 1] + ms[n // 2])
-        return {"ms": median, "ms_min": ms[0], "ms_max": ms[-1], "iters": n, "flushed": flush}
+        host = [self.host_call(fn, flush)[1] for _ in range(max(5, iters // 4))]
+        return {"ms": median(ms), "ms_host": median(host), "ms_min": ms[0], "ms_max": ms[-1], "iters": iters,
+                "flushed": flush}
 
 
 def nbytes(*tensors) -> int:
@@ -209,11 +244,13 @@ class Run:
     def record(self, op, impl, *, b, t, deg, gated, timing, hq=H, h=H, d=D_HEAD, e=D_HEAD, **extra):
         rec = {"op": op, "impl": impl, "b": b, "t": t, "hq": hq, "h": h, "d": d, "e": e, "deg": deg,
                "dtype": "bf16", "gated": gated, "ms": round(timing["ms"], 5), "device": self.device,
-               "date": self.date, "commit": self.commit, "ms_min": round(timing["ms_min"], 5),
-               "ms_max": round(timing["ms_max"], 5), "iters": timing["iters"], **extra}
+               "date": self.date, "commit": self.commit, "ms_host": round(timing["ms_host"], 5),
+               "ms_min": round(timing["ms_min"], 5), "ms_max": round(timing["ms_max"], 5), "iters": timing["iters"],
+               **extra}
         self.records.append(rec)
         print(f"  {op:16s} {impl:9s} p={deg if deg is not None else '-'} b={b:<3d} t={t:<8d} "
-              f"{timing['ms']:10.4f} ms  (min {timing['ms_min']:.4f}, max {timing['ms_max']:.4f}, "
+              f"{timing['ms']:10.4f} ms  (host {timing['ms_host']:.4f}, min {timing['ms_min']:.4f}, "
+              f"max {timing['ms_max']:.4f}, "
               f"{timing['iters']} runs{', L2 flushed' if timing['flushed'] else ''})", flush=True)
         return rec
 
@@ -432,10 +469,10 @@ def fmt(ms):
     return "—" if ms is None else (f"{ms:.4f}" if ms < 1 else f"{ms:.3f}" if ms < 100 else f"{ms:.1f}")
 
 
-def lookup(records, op, impl, b, t, deg=None):
+def lookup(records, op, impl, b, t, deg=None, key="ms"):
     for r in records:
         if r["op"] == op and r["impl"] == impl and r["b"] == b and r["t"] == t and (deg is None or r["deg"] == deg):
-            return r["ms"]
+            return r.get(key)
     return None
 
 
@@ -443,7 +480,10 @@ def markdown(run, impls_versions) -> str:
     recs = run.records
     lines = [f"# powerret vs. attention and linear attention: {run.device}", "",
              f"date {run.date} · commit `{run.commit}` · {impls_versions} · bench/compare.py, one process, "
-             "same inputs; median of CUDA-event-timed calls, ms (lower is better). bench/RESULTS.md says how.", ""]
+             "same inputs; GPU time in ms (median of CUDA-event-timed calls, host launch overhead hidden; lower is "
+             "better). bench/RESULTS.md says how."
+             + ("" if all("ms_host" in r for r in recs) else " Records without ms_host were timed before "
+                "2026-11-24's change: events around one call on an idle GPU, host launch overhead included."), ""]
     fwd_cols = [("sdpa", None, "SDPA causal"), ("retention", 2, "retention p=2"), ("powerret", 2, "powerret p=2"),
                 ("fla", 1, "fla p=1"), ("powerret", 1, "powerret p=1 (unnormalised)")]
     for op, title in (("forward", "Forward"), ("forward_backward", "Forward + backward")):
@@ -469,12 +509,19 @@ def markdown(run, impls_versions) -> str:
             lines.append(f"| {b} | {t} | " + " | ".join(fmt(lookup(recs, "decode", c, b, t)) for c in cols) + " |")
         lines.append("")
     lines += ["## Reference check (issue 3: H100 80GB HBM3, 2026-11-24, one run; b=1, h=8, d=64, p=2, bf16, gated)",
-              "", "| op | impl | b | t | reference ms | this run ms | this / reference |",
-              "|---|---|---:|---:|---:|---:|---:|"]
+              "", "| op | impl | b | t | reference ms | this run ms | this / reference | note |",
+              "|---|---|---:|---:|---:|---:|---:|---|"]
     for op, impl, b, t, ref in REFERENCE:
         got = lookup(recs, op, impl, b, t)
         ratio = "—" if got is None else f"{got / ref:.2f}"
-        lines.append(f"| {op} | {impl} | {b} | {t} | {ref} | {fmt(got)} | {ratio} |")
+        host = lookup(recs, op, impl, b, t, key="ms_host")
+        note = "" if (op, impl, b, t) not in HOST_BOUND else "host-bound on the reference machine (*); " + (
+            "host-inclusive not recorded" if host is None else f"this run host-inclusive {fmt(host)} ms")
+        lines.append(f"| {op} | {impl} | {b} | {t} | {ref} | {fmt(got)} | {ratio} | {note} |")
+    lines += ["", "(*) These two reference numbers were host-bound on the reference machine (its retention "
+              "decode b=1 equals its b=64): they measure that host's Python launch time per call, not GPU time. "
+              "Host-inclusive time (wall clock of a call plus a synchronize) is the comparable number, and it "
+              "depends on the host CPU too."]
     return "\n".join(lines) + "\n"
 
 
