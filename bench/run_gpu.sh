@@ -26,6 +26,7 @@ echo "== build" | tee "$out/summary.txt"
 start=$(date +%s)
 POWERRET_CUDA=ON POWERRET_INSTANTIATIONS=full \
   python3 -m pip install --no-build-isolation --no-deps -v . -C cmake.define.POWERRET_PTXAS_VERBOSE=ON \
+  -C build-dir=/tmp/powerret-build \
   > "$out/build.log" 2>&1
 rc_build=$?
 echo "build rc=$rc_build in $(( $(date +%s) - start )) s" | tee -a "$out/summary.txt"

@@ -32,12 +32,15 @@ using detail::dtype_name;
 
 // Ascending; both forward paths take every one, and results do not depend on the choice beyond
 // rounding. CUDA-core path: tokens are staged 32 at a time and kMaxChunk bounds the shared gate
-// arrays. Tensor-core path: tokens are staged min(c, 64) at a time (c a multiple of 16) and queries
-// min(c, 128) per block, so c < 64 leaves warps idle: correct, not fast.
+// arrays. Tensor-core path: chunk_state_mma stages tokens 64 at a time (c a multiple of 64) and
+// chunk_output_mma takes min(c, 128) queries per block.
 // Not below 64: on the H100 (2026-11-24) bf16 with chunk 16 reached 2.0x the low-precision
 // baseline's error (SPEC §5's limit), as more of each output goes through the 16-bit entering state.
 constexpr int kChunkSizes[] = {64, 128, 256};
 static_assert(kChunkSizes[2] == kMaxChunk, "the largest chunk size sizes the kernels' gate arrays");
+static_assert(kChunkSizes[0] % kStateMmaTokens == 0 && kChunkSizes[1] % kStateMmaTokens == 0 &&
+                  kChunkSizes[2] % kStateMmaTokens == 0,
+              "chunk_state_mma stages whole 64-token tiles");
 
 // Whether the forward runs on the tensor-core kernels: fp16 / bf16 inputs, deg 1-2, and this build
 // carries the (dtype, d, e, deg) instantiation (every one in a full build).

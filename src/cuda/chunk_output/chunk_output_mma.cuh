@@ -10,8 +10,8 @@
 // Grid (b hq n_chunks ceil(c / 128)), 8 warps; warp w owns query tokens 16 w .. 16 w + 15 of the tile
 // (min(c, 128) tokens) and accumulates [num | den] in mma accumulators rAcc[nt] (16 x 8 fp32), nt < e / 8,
 // and rAcc[e / 8] whose column 0 is den. Q's fragments for the d / 16 k-blocks stay in registers (rQ).
-//   inter: for each group i (deg 1: one group), the group's m-tiles (16 rows each) of W and z stream
-//          through shared memory (cp.async, double buffered); the A fragment of tile (i, jb) is
+//   inter: W and z stream through shared memory in stages of whole groups i (256 rows; deg 1: the one
+//          group; cp.async, double buffered); the A fragment of tile (i, jb) is
 //          rQ[jb] times the per-token pair q[i] (one packed multiply per register), B = W (ldmatrix.trans)
 //          and z (a column). fp16: the pair also carries 2^(scale_tile - scale_max); 2^scale_max later.
 //   intra: keys stream 64 at a time through shared memory; per 32 keys, S = Q K^T (A = rQ, B = sK),
@@ -42,6 +42,12 @@ inline constexpr int kOutputMmaWarps = 8;
 inline constexpr int kOutputMmaThreads = kOutputMmaWarps * kWarpSize;
 inline constexpr int kOutputMmaQueries = kOutputMmaWarps * kMmaTile;  // 128 query tokens per block (min(c, 128))
 inline constexpr int kOutputMmaKeys = 64;                             // keys staged at once
+inline constexpr int kOutputMmaStageRows = 256;                       // rows of W staged at once (at most)
+
+// Groups of W (values of i; deg 1: the one group) staged together: their rows (<= d each) fill a stage,
+// and at deg 2 they share first_block (16 / kStageGroups is whole).
+template <int kD, int kDeg>
+inline constexpr int kOutputMmaStageGroups = kDeg == 2 ? kOutputMmaStageRows / kD : 1;
 
 template <typename T, int kD, int kE, int kDeg>
 struct OutputMmaShared {
@@ -51,8 +57,8 @@ struct OutputMmaShared {
   T q[kOutputMmaQueries][kLdQ];  // [i][kk]
   union {
     struct {
-      T w[2][kD][kLdW];  // [buf][row of the group][col]: a group has <= d rows
-      T z[2][kD];        // [buf][row of the group]
+      T w[2][kOutputMmaStageRows][kLdW];  // [buf][row of the stage][col]
+      T z[2][kOutputMmaStageRows];        // [buf][row of the stage]
     } inter;
     struct {
       T k[kOutputMmaKeys][kLdQ];  // [j][kk]
@@ -105,7 +111,7 @@ __device__ __forceinline__ void poison_after(float (&c)[4], uint32_t bad, int la
 }
 
 template <typename T, int kD, int kE, int kDeg>
-__global__ void __launch_bounds__(kOutputMmaThreads, 1)
+__global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 : 2)
     chunk_output_mma_kernel(detail::ForwardProblem problem, MmaWorkspace workspace) {
   using Rows = PaddedRows<kD, kDeg>;
   using Shared = OutputMmaShared<T, kD, kE, kDeg>;
@@ -168,9 +174,11 @@ __global__ void __launch_bounds__(kOutputMmaThreads, 1)
     }
   }
 
-  // group ig of W / z (rows [16 first_tile, + 16 group_tiles)) into buffer buf
-  auto load_group = [&](int ig, int first_tile, int buf) {
-    const int rows = Rows::group_tiles(ig) * kMmaTile;
+  // stage ig0 / kStageGroups of W / z: the rows of groups ig0 .. ig0 + kStageGroups - 1, from tile
+  // first_tile on (contiguous: tiles are ordered by group), into buffer buf
+  constexpr int kStageGroups = kOutputMmaStageGroups<kD, kDeg>;
+  auto load_stage = [&](int ig0, int first_tile, int buf) {
+    const int rows = kStageGroups * Rows::group_tiles(ig0) * kMmaTile;
     const T* gW = static_cast<const T*>(workspace.states) + (slot * Rows::kRows + first_tile * kMmaTile) * kE;
     const T* gZ = static_cast<const T*>(workspace.zs) + slot * Rows::kRows + first_tile * kMmaTile;
     for (int idx = threadIdx.x; idx < rows * (kE / 8); idx += kOutputMmaThreads) {
@@ -180,7 +188,7 @@ __global__ void __launch_bounds__(kOutputMmaThreads, 1)
     for (int idx = threadIdx.x; idx < rows / 8; idx += kOutputMmaThreads)
       cp_async_16(&sm.inter.z[buf][idx * 8], gZ + idx * 8, true);
   };
-  if (inter) load_group(0, 0, 0);
+  if (inter) load_stage(0, 0, 0);
   cp_async_commit();
   cp_async_wait<1>();
   __syncthreads();  // Q, the gates and the factors are visible
@@ -201,45 +209,49 @@ __global__ void __launch_bounds__(kOutputMmaThreads, 1)
   // ---- inter-chunk: Xq^T W_enter and Xq^T z_enter --------------------------------------------------------
   if (inter) {
     int first_tile = 0;
-    for (int ig = 0; ig < Rows::kGroups; ++ig) {
-      const int buf = ig & 1;
-      const int next_first = first_tile + Rows::group_tiles(ig);
-      if (ig + 1 < Rows::kGroups) load_group(ig + 1, next_first, buf ^ 1);
+    for (int ig0 = 0; ig0 < Rows::kGroups; ig0 += kStageGroups) {
+      const int buf = (ig0 / kStageGroups) & 1;
+      const int tiles = Rows::group_tiles(ig0);  // per group, the same for the stage's groups
+      const int next_first = first_tile + kStageGroups * tiles;
+      if (ig0 + kStageGroups < Rows::kGroups) load_stage(ig0 + kStageGroups, next_first, buf ^ 1);
       cp_async_commit();
       cp_async_wait<1>();
       __syncthreads();
       if (has_rows) {
-        const float x_lo = kDeg == 2 ? to_float(sm.q[q_lo][ig]) : 1.f;  // q_i[i'] of the two rows
-        const float x_hi = kDeg == 2 ? to_float(sm.q[q_hi][ig]) : 1.f;
-        uint32_t pair_lo = splat2<T>(x_lo), pair_hi = splat2<T>(x_hi);
-        const int jb0 = Rows::first_block(ig);
+        const int jb0 = Rows::first_block(ig0);
+        for (int ii = 0; ii < kStageGroups; ++ii) {
+          const int ig = ig0 + ii;
+          const float x_lo = kDeg == 2 ? to_float(sm.q[q_lo][ig]) : 1.f;  // q_i[i'] of the two rows
+          const float x_hi = kDeg == 2 ? to_float(sm.q[q_hi][ig]) : 1.f;
+          uint32_t pair_lo = splat2<T>(x_lo), pair_hi = splat2<T>(x_hi);
 #pragma unroll
-        for (int jb = 0; jb < kKb; ++jb) {
-          if (jb < jb0) continue;
-          const int row0 = (jb - jb0) * kMmaTile;  // the tile's first row in the staged group
-          if constexpr (kScaled) {
-            const float f = sm.factor[(first_tile + jb - jb0) * kMmaTile / kMmaScaleRows];
-            pair_lo = splat2<T>(x_lo * f);
-            pair_hi = splat2<T>(x_hi * f);
-          }
-          uint32_t a[4];
-          a[0] = mul2<T>(rQ[jb][0], pair_lo);
-          a[1] = mul2<T>(rQ[jb][1], pair_hi);
-          a[2] = mul2<T>(rQ[jb][2], pair_lo);
-          a[3] = mul2<T>(rQ[jb][3], pair_hi);
+          for (int jb = 0; jb < kKb; ++jb) {
+            if (jb < jb0) continue;
+            const int row0 = (ii * tiles + jb - jb0) * kMmaTile;  // the tile's first row in the stage
+            if constexpr (kScaled) {
+              const float f = sm.factor[(first_tile + ii * tiles + jb - jb0) * kMmaTile / kMmaScaleRows];
+              pair_lo = splat2<T>(x_lo * f);
+              pair_hi = splat2<T>(x_hi * f);
+            }
+            uint32_t a[4];
+            a[0] = mul2<T>(rQ[jb][0], pair_lo);
+            a[1] = mul2<T>(rQ[jb][1], pair_hi);
+            a[2] = mul2<T>(rQ[jb][2], pair_lo);
+            a[3] = mul2<T>(rQ[jb][3], pair_hi);
 #pragma unroll
-          for (int np = 0; np < kNt / 2; ++np) {
-            uint32_t bw[4];
-            ldmatrix_x4_trans(bw, &sm.inter.w[buf][row0 + (lane & 7) + (((lane >> 3) & 1) << 3)][np * 16 + ((lane >> 4) << 3)]);
-            mma_16816<T>(rAcc[2 * np], a, bw[0], bw[1]);
-            mma_16816<T>(rAcc[2 * np + 1], a, bw[2], bw[3]);
+            for (int np = 0; np < kNt / 2; ++np) {
+              uint32_t bw[4];
+              ldmatrix_x4_trans(bw, &sm.inter.w[buf][row0 + (lane & 7) + (((lane >> 3) & 1) << 3)][np * 16 + ((lane >> 4) << 3)]);
+              mma_16816<T>(rAcc[2 * np], a, bw[0], bw[1]);
+              mma_16816<T>(rAcc[2 * np + 1], a, bw[2], bw[3]);
+            }
+            const uint32_t z_lo = *reinterpret_cast<const uint32_t*>(&sm.inter.z[buf][row0 + 2 * tq]);
+            const uint32_t z_hi = *reinterpret_cast<const uint32_t*>(&sm.inter.z[buf][row0 + 8 + 2 * tq]);
+            mma_16816<T>(rAcc[kNt], a, g == 0 ? z_lo : 0u, g == 0 ? z_hi : 0u);
           }
-          const uint32_t z_lo = *reinterpret_cast<const uint32_t*>(&sm.inter.z[buf][row0 + 2 * tq]);
-          const uint32_t z_hi = *reinterpret_cast<const uint32_t*>(&sm.inter.z[buf][row0 + 8 + 2 * tq]);
-          mma_16816<T>(rAcc[kNt], a, g == 0 ? z_lo : 0u, g == 0 ? z_hi : 0u);
         }
       }
-      __syncthreads();  // buffer `buf` is refilled two groups on
+      __syncthreads();  // buffer `buf` is refilled two stages on
       first_tile = next_first;
     }
     // scale^p dec0_i (x 2^scale_max for fp16); dec0 multiplies (0 after a reset), as in the recurrence

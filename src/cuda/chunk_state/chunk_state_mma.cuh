@@ -8,12 +8,16 @@
 // u starts from the initial state (public layout, S0 / w) or 0; the final state S = w * u (fp32,
 // public layout) is written when requested. Shapes: K_c [c, d], V_c [c, e], u [128 rows, e].
 //
-// Grid (b h ceil(P / 128)), 8 warps; warp w owns m-tile 8 x + w = rows (i, 16 jb .. 16 jb + 15) and
-// keeps u for them in mma accumulators: rAcc[nt] (16 x 8, fp32) for nt < e / 8, and rAcc[e / 8] whose
-// column 0 is z. Tokens stream through shared memory 64 at a time (min(c, 64); cp.async, double
-// buffered). Per 16-token k-step: A (16 rows x 16 tokens) = ldmatrix.trans of sK[tok][16 jb ..] times
-// the per-token pair sKg^T[i][tok] = gamma_tok k_tok[i] (one packed multiply per register); B = sV
-// (ldmatrix.trans) for e / 8 n-tiles, and a column of ones for z. mma.m16n8k16, fp32 accumulate.
+// Grid (b h ceil(P / 128)). A warp owns kMt m-tiles (16 rows (i, 16 jb .. 16 jb + 15) each; kMt = 2 for
+// e <= 64, 1 for e = 128, so 128 / (16 kMt) warps) and keeps u for them in mma accumulators:
+// rAcc[mt][nt] (16 x 8, fp32) for nt < e / 8, and rAcc[mt][e / 8] whose column 0 is z. The m-tiles of a
+// warp share every B fragment (V). Tokens stream through shared memory 64 at a time (min(c, 64)) in a
+// ring of kStages buffers (cp.async), one block barrier per 64 tokens. Per 16-token k-step: A (16 rows x
+// 16 tokens) = ldmatrix.trans of sK[tok][16 jb ..] times the lane's token pairs gamma_tok k_tok[i] (one
+// packed multiply per register, the pairs formed by the lane itself); B = sV (ldmatrix.trans) for e / 8
+// n-tiles and a column of ones for z. mma.m16n8k16, fp32 accumulate.
+// The gates: warp 0 scans chunk n + 1's gates (gamma, decay; double-buffered in shared memory) while the
+// block works on chunk n, from log gates it loaded into registers one chunk earlier.
 // fp16: the entering state is stored as W * 2^-s with s per (chunk, 128-row tile) so that |W| 2^-s < 2^15
 // (fp16 cannot hold sums over many tokens); chunk_output_mma undoes it. bf16 stores W as is.
 #pragma once
@@ -34,38 +38,43 @@
 
 namespace powerret::cuda {
 
-inline constexpr int kStateMmaWarps = 8;
-inline constexpr int kStateMmaThreads = kStateMmaWarps * kWarpSize;
-inline constexpr int kStateMmaTokens = 64;  // tokens staged per tile (min(c, 64))
-static_assert(kStateMmaWarps * kMmaTile == kMmaScaleRows, "one fp16 scale per block and chunk");
+inline constexpr int kStateMmaStages = 3;   // shared-memory ring of token tiles
 
-template <typename T, int kD, int kE, int kDeg>
+// m-tiles per warp: two share each V fragment; e = 128 keeps one (68 accumulators per m-tile).
+template <int kE>
+inline constexpr int kStateMmaTilesPerWarp = kE == 128 ? 1 : 2;
+// Warps splitting the value columns of the same rows (e = 64: two halves of 32), so that a block has
+// eight warps to hide latency with; each forms its own A fragments.
+template <int kE>
+inline constexpr int kStateMmaColSplit = kE == 64 ? 2 : 1;
+template <int kE>
+inline constexpr int kStateMmaRowWarps = kMmaScaleRows / (kMmaTile * kStateMmaTilesPerWarp<kE>);
+template <int kE>
+inline constexpr int kStateMmaWarps = kStateMmaRowWarps<kE> * kStateMmaColSplit<kE>;
+
+template <typename T, int kD, int kE>
 struct StateMmaShared {
-  static constexpr int kLdK = kD + 8;                   // 16-byte row shift: conflict-free ldmatrix
+  static constexpr int kLdK = kD + 8;  // 16-byte row shift: conflict-free ldmatrix
   static constexpr int kLdV = kE + 8;
-  static constexpr int kLdKg = kStateMmaTokens + 2;     // odd word stride: conflict-free transposed writes
-  static constexpr int kKgRows = kDeg == 2 ? kD : 1;
-  T k[2][kStateMmaTokens][kLdK];                        // [buf][tok][kk]
-  T v[2][kStateMmaTokens][kLdV];                        // [buf][tok][col]
-  T kg[kKgRows][kLdKg];                                 // [i][tok] gamma_tok k_tok[i] (deg 1: gamma_tok)
-  float gamma[kMaxChunk];                               // [j] decay(j -> L) of the current chunk
-  float g[kMaxChunk];
-  int r[kMaxChunk];
-  float warp_max[kStateMmaWarps];
+  T k[kStateMmaStages][kStateMmaTokens][kLdK];  // [stage][tok][kk]
+  T v[kStateMmaStages][kStateMmaTokens][kLdV];  // [stage][tok][col]
+  float gamma[2][kMaxChunk];                    // [chunk & 1][j] decay(j -> L)
+  float decay[2];                               // [chunk & 1] decay(enter -> L)
+  float warp_max[kMmaScaleRows / kMmaTile];
 };
 
-// Blocks per SM the register budget is cut for: two (<= 128 registers) unless e = 128, whose 68
-// accumulators per thread spill under that cap at deg 2.
-template <int kE>
-inline constexpr int kStateMmaMinBlocks = kE == 128 ? 1 : 2;
-
 template <typename T, int kD, int kE, int kDeg>
-__global__ void __launch_bounds__(kStateMmaThreads, kStateMmaMinBlocks<kE>)
+__global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 : 2)
     chunk_state_mma_kernel(detail::ForwardProblem problem, MmaWorkspace workspace) {
   using Rows = PaddedRows<kD, kDeg>;
-  using Shared = StateMmaShared<T, kD, kE, kDeg>;
-  constexpr int kNt = kE / kWarpSize * 4;  // n-tiles of 8 value columns (e / 8)
-  constexpr int kCtas = (Rows::kTiles + kStateMmaWarps - 1) / kStateMmaWarps;
+  using Shared = StateMmaShared<T, kD, kE>;
+  constexpr int kMt = kStateMmaTilesPerWarp<kE>;
+  constexpr int kRowWarps = kStateMmaRowWarps<kE>;
+  constexpr int kWarps = kStateMmaWarps<kE>;
+  constexpr int kThreads = kWarps * kWarpSize;
+  constexpr int kNt = kE / 8 / kStateMmaColSplit<kE>;  // this warp's n-tiles of 8 value columns
+  constexpr int kTt = kStateMmaTokens;                  // tokens per tile (the GPU's chunks are multiples)
+  constexpr int kCtas = (Rows::kTiles + kRowWarps * kMt - 1) / (kRowWarps * kMt);
   constexpr int kScaleTiles = (Rows::kRows + kMmaScaleRows - 1) / kMmaScaleRows;
   constexpr bool kScaled = std::is_same_v<T, __half>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -78,185 +87,265 @@ __global__ void __launch_bounds__(kStateMmaThreads, kStateMmaMinBlocks<kE>)
   const int64_t h = problem.h, t = problem.t, n_chunks = problem.n_chunks;
   const int64_t b = bh / h, hk = bh % h;
   const int c = problem.chunk;
-  const int tt = min(c, kStateMmaTokens);  // tokens per tile; divides c
-  const int tiles_per_chunk = c / tt;
-  const int64_t n_tiles = (t + tt - 1) / tt;
+  const int tiles_per_chunk = c / kTt;
+  const int64_t n_tiles = (t + kTt - 1) / kTt;
 
-  // This warp's m-tile (i, jb): rows (i, 16 jb + g) and (i, 16 jb + g + 8) of the fragments.
-  const int tile = cta * kStateMmaWarps + warp;
-  const bool active = tile < Rows::kTiles;
-  int i_row = 0, jb = 0;
-  Rows::decode(active ? tile : 0, i_row, jb);
-  const int j_lo = jb * kMmaTile + g, j_hi = j_lo + 8;
-  const int64_t prow = static_cast<int64_t>(tile) * kMmaTile + g;  // padded row of c[0], c[1]
+  // This warp's m-tiles (i, jb): rows (i, 16 jb + g) and (i, 16 jb + g + 8) of the fragments; its
+  // value columns col0 .. col0 + 8 kNt - 1; the warps of column half 0 also accumulate z.
+  const int row_warp = warp % kRowWarps, col0 = warp / kRowWarps * kNt * 8;
+  const bool has_z = col0 == 0;
+  bool active[kMt];
+  int i_row[kMt], jb[kMt];
+#pragma unroll
+  for (int mt = 0; mt < kMt; ++mt) {
+    const int tile = (cta * kRowWarps + row_warp) * kMt + mt;
+    active[mt] = tile < Rows::kTiles;
+    Rows::decode(active[mt] ? tile : 0, i_row[mt], jb[mt]);
+  }
+  const bool any_active = active[0];  // tiles are handed out in order: m-tile 0 is active if any is
+  auto prow = [&](int mt) {
+    return static_cast<int64_t>((cta * kRowWarps + row_warp) * kMt + mt) * kMmaTile + g;
+  };
 
   const T* mK = static_cast<const T*>(problem.k);  // [b, t, h, d]
   const T* mV = static_cast<const T*>(problem.v);  // [b, t, h, e]
   const float* mLg = problem.log_g != nullptr ? problem.log_g + b * t * h + hk : nullptr;  // token m at m h
 
   // ---- u from the initial state (S0 / w, public rows) or 0 ---------------------------------------------
-  float rAcc[kNt + 1][4];
+  float rAcc[kMt][kNt + 1][4];
 #pragma unroll
-  for (int nt = 0; nt <= kNt; ++nt)
+  for (int mt = 0; mt < kMt; ++mt)
 #pragma unroll
-    for (int m = 0; m < 4; ++m) rAcc[nt][m] = 0.f;
-  if (problem.s0 != nullptr && active) {
-    const int64_t r_lo = Rows::public_row(i_row, j_lo), r_hi = Rows::public_row(i_row, j_hi);
-    const float inv_lo = 1.f / Rows::phi_weight(i_row, j_lo), inv_hi = 1.f / Rows::phi_weight(i_row, j_hi);
-    const float* gS0 = problem.s0 + bh * problem.D * kE;
+    for (int nt = 0; nt <= kNt; ++nt)
 #pragma unroll
-    for (int nt = 0; nt < kNt; ++nt) {
-      const int col = nt * 8 + 2 * tq;
-      rAcc[nt][0] = gS0[r_lo * kE + col] * inv_lo;
-      rAcc[nt][1] = gS0[r_lo * kE + col + 1] * inv_lo;
-      rAcc[nt][2] = gS0[r_hi * kE + col] * inv_hi;
-      rAcc[nt][3] = gS0[r_hi * kE + col + 1] * inv_hi;
-    }
-    if (tq == 0) {
-      rAcc[kNt][0] = problem.z0[bh * problem.D + r_lo] * inv_lo;
-      rAcc[kNt][2] = problem.z0[bh * problem.D + r_hi] * inv_hi;
+      for (int m = 0; m < 4; ++m) rAcc[mt][nt][m] = 0.f;
+  if (problem.s0 != nullptr) {
+#pragma unroll
+    for (int mt = 0; mt < kMt; ++mt) {
+      if (!active[mt]) continue;
+      const int j_lo = jb[mt] * kMmaTile + g, j_hi = j_lo + 8;
+      const int64_t r_lo = Rows::public_row(i_row[mt], j_lo), r_hi = Rows::public_row(i_row[mt], j_hi);
+      const float inv_lo = 1.f / Rows::phi_weight(i_row[mt], j_lo), inv_hi = 1.f / Rows::phi_weight(i_row[mt], j_hi);
+      const float* gS0 = problem.s0 + bh * problem.D * kE;
+#pragma unroll
+      for (int nt = 0; nt < kNt; ++nt) {
+        const int col = col0 + nt * 8 + 2 * tq;
+        rAcc[mt][nt][0] = gS0[r_lo * kE + col] * inv_lo;
+        rAcc[mt][nt][1] = gS0[r_lo * kE + col + 1] * inv_lo;
+        rAcc[mt][nt][2] = gS0[r_hi * kE + col] * inv_hi;
+        rAcc[mt][nt][3] = gS0[r_hi * kE + col + 1] * inv_hi;
+      }
+      if (has_z && tq == 0) {
+        rAcc[mt][kNt][0] = problem.z0[bh * problem.D + r_lo] * inv_lo;
+        rAcc[mt][kNt][2] = problem.z0[bh * problem.D + r_hi] * inv_hi;
+      }
     }
   }
 
-  // ---- staging: tile q (tokens q tt .. q tt + tt - 1) of k and v into buffer `buf`, zeros past t -------
-  auto load_tile = [&](int64_t q, int buf) {
-    constexpr int kKChunks = kD / 8, kVChunks = kE / 8;  // 16-byte pieces per token
-    for (int idx = threadIdx.x; idx < tt * (kKChunks + kVChunks); idx += kStateMmaThreads) {
-      const int row = idx / (kKChunks + kVChunks), piece = idx % (kKChunks + kVChunks);
-      const int64_t tok = q * tt + row;
-      const bool valid = tok < t;
-      const int64_t src_tok = valid ? (b * t + tok) * h + hk : 0;
-      if (piece < kKChunks)
-        cp_async_16(&sm.k[buf][row][piece * 8], mK + src_tok * kD + piece * 8, valid);
-      else
-        cp_async_16(&sm.v[buf][row][(piece - kKChunks) * 8], mV + src_tok * kE + (piece - kKChunks) * 8, valid);
+  // ---- staging: tile q (tokens q kTt .. q kTt + kTt - 1) of k and v into stage `st`, zeros past t ------
+  // A thread copies one fixed 16-byte piece of rows row0, row0 + kStride, ... (k and v separately).
+  constexpr int kKPieces = kD / 8, kVPieces = kE / 8;
+  static_assert(kThreads % kKPieces == 0 && kThreads % kVPieces == 0, "whole rows per pass");
+  static_assert(kTt % (kThreads / kKPieces) == 0 && kTt % (kThreads / kVPieces) == 0, "whole passes per tile");
+  constexpr int kKStride = kThreads / kKPieces, kVStride = kThreads / kVPieces;
+  const int k_row0 = threadIdx.x / kKPieces, k_piece = threadIdx.x % kKPieces;
+  const int v_row0 = threadIdx.x / kVPieces, v_piece = threadIdx.x % kVPieces;
+  const int64_t tok_stride_k = h * kD, tok_stride_v = h * kE;
+  const T* gK0 = mK + (b * t * h + hk) * kD + k_piece * 8;  // token 0 of this (b, hk), this thread's piece
+  const T* gV0 = mV + (b * t * h + hk) * kE + v_piece * 8;
+  auto load_tile = [&](int64_t q, int st) {
+    const int64_t tok0 = q * kTt;
+#pragma unroll
+    for (int pass = 0; pass < kTt / kKStride; ++pass) {
+      const int row = k_row0 + pass * kKStride;
+      const bool valid = tok0 + row < t;
+      cp_async_16(&sm.k[st][row][k_piece * 8], gK0 + (valid ? (tok0 + row) * tok_stride_k : 0), valid);
+    }
+#pragma unroll
+    for (int pass = 0; pass < kTt / kVStride; ++pass) {
+      const int row = v_row0 + pass * kVStride;
+      const bool valid = tok0 + row < t;
+      cp_async_16(&sm.v[st][row][v_piece * 8], gV0 + (valid ? (tok0 + row) * tok_stride_v : 0), valid);
     }
   };
 
-  // ---- S_enter[n] = pad_weight * u (x 2^-s for fp16) into the workspace --------------------------------
+  // ---- gates of chunk n (warp 0, from log gates loaded earlier into lg): gamma and decay into slot n & 1 -
+  float lg[kGateRegs];
+  auto load_gates = [&](int64_t n) {
+    if (n < n_chunks) {
+      const int len = static_cast<int>(std::min<int64_t>(c, t - n * c));
+      load_chunk_gates(mLg != nullptr ? mLg + n * c * h : nullptr, h, len, lg);
+    }
+  };
+  auto scan_into = [&](int64_t n) {
+    const int len = static_cast<int>(std::min<int64_t>(c, t - n * c));
+    float gs[kGateRegs], g_last;
+    int rs[kGateRegs], r_last;
+    scan_gates(lg, c, gs, rs, g_last, r_last);
+    float* gamma = sm.gamma[n & 1];
+#pragma unroll
+    for (int s = 0; s < kGateRegs; ++s) {
+      const int j = s * kWarpSize + lane;
+      if (j < c) gamma[j] = j < len && r_last <= j ? expf(g_last - gs[s]) : 0.f;
+    }
+    if (lane == 0) sm.decay[n & 1] = r_last == -1 ? expf(g_last) : 0.f;  // multiplied, as in the recurrence
+  };
+
+  // ---- S_enter[n] = pad_weight * u (x 2^-s for fp16) into the workspace (every thread calls it) ---------
   auto write_entering = [&](int64_t n) {
-    const float pw = Rows::pad_weight(i_row, jb);
     const int64_t slot = bh * n_chunks + n;
     int shift = 0;
     if constexpr (kScaled) {
       float m = 0.f;  // max |W| over the block's rows (NaN / Inf: no scaling, they propagate)
-      if (active) {
+#pragma unroll
+      for (int mt = 0; mt < kMt; ++mt) {
+        if (!active[mt]) continue;
+        const float pw = Rows::pad_weight(i_row[mt], jb[mt]);
 #pragma unroll
         for (int nt = 0; nt <= kNt; ++nt)
 #pragma unroll
-          for (int q = 0; q < 4; ++q) m = fmaxf(m, fabsf(rAcc[nt][q]));
+          for (int q = 0; q < 4; ++q) m = fmaxf(m, fabsf(rAcc[mt][nt][q]) * pw);
       }
 #pragma unroll
       for (int offset = 16; offset > 0; offset /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
-      if (lane == 0) sm.warp_max[warp] = m * pw;
+      if (lane == 0) sm.warp_max[warp] = m;
       __syncthreads();
       float block_max = 0.f;
       bool finite = true;
 #pragma unroll
-      for (int w = 0; w < kStateMmaWarps; ++w) {
+      for (int w = 0; w < kWarps; ++w) {
         block_max = fmaxf(block_max, sm.warp_max[w]);
         finite &= isfinite(sm.warp_max[w]);
       }
       shift = finite && block_max > 0.f ? ilogbf(block_max) - 14 : 0;  // |W| 2^-shift < 2^15
       if (threadIdx.x == 0) workspace.scales[slot * kScaleTiles + cta] = shift;
     }
-    if (!active) return;
-    const float f = kScaled ? ldexpf(pw, -shift) : pw;
-    T* gW = static_cast<T*>(workspace.states) + (slot * Rows::kRows + prow) * kE;
 #pragma unroll
-    for (int nt = 0; nt < kNt; ++nt) {
-      const int col = nt * 8 + 2 * tq;
-      *reinterpret_cast<uint32_t*>(gW + col) = pack2<T>(f * rAcc[nt][0], f * rAcc[nt][1]);
-      *reinterpret_cast<uint32_t*>(gW + 8 * kE + col) = pack2<T>(f * rAcc[nt][2], f * rAcc[nt][3]);
-    }
-    if (tq == 0) {
-      T* gZ = static_cast<T*>(workspace.zs) + slot * Rows::kRows + prow;
-      gZ[0] = from_float<T>(f * rAcc[kNt][0]);
-      gZ[8] = from_float<T>(f * rAcc[kNt][2]);
+    for (int mt = 0; mt < kMt; ++mt) {
+      if (!active[mt]) continue;
+      const float pw = Rows::pad_weight(i_row[mt], jb[mt]);
+      const float f = kScaled ? ldexpf(pw, -shift) : pw;
+      T* gW = static_cast<T*>(workspace.states) + (slot * Rows::kRows + prow(mt)) * kE;
+#pragma unroll
+      for (int nt = 0; nt < kNt; ++nt) {
+        const int col = col0 + nt * 8 + 2 * tq;
+        *reinterpret_cast<uint32_t*>(gW + col) = pack2<T>(f * rAcc[mt][nt][0], f * rAcc[mt][nt][1]);
+        *reinterpret_cast<uint32_t*>(gW + 8 * kE + col) = pack2<T>(f * rAcc[mt][nt][2], f * rAcc[mt][nt][3]);
+      }
+      if (has_z && tq == 0) {
+        T* gZ = static_cast<T*>(workspace.zs) + slot * Rows::kRows + prow(mt);
+        gZ[0] = from_float<T>(f * rAcc[mt][kNt][0]);
+        gZ[8] = from_float<T>(f * rAcc[mt][kNt][2]);
+      }
     }
   };
 
-  const uint32_t ones = g == 0 ? pack2<T>(1.f, 1.f) : 0u;  // B of the z column: column 0 is 1
-  load_tile(0, 0);
-  cp_async_commit();
-  for (int64_t q = 0; q < n_tiles; ++q) {
-    const int buf = static_cast<int>(q & 1);
-    if (q + 1 < n_tiles) load_tile(q + 1, buf ^ 1);
+  // ---- prologue: the first kStages - 1 tiles in flight; chunk 0's gates scanned, chunk 1's loaded -------
+#pragma unroll
+  for (int st = 0; st < kStateMmaStages - 1; ++st) {
+    if (st < n_tiles) load_tile(st, st);
     cp_async_commit();
+  }
+  if (warp == 0) {
+    load_gates(0);
+    scan_into(0);
+    load_gates(1);
+  }
+
+  const uint32_t ones = g == 0 ? pack2<T>(1.f, 1.f) : 0u;  // B of the z column: column 0 is 1
+  for (int64_t q = 0; q < n_tiles; ++q) {
+    const int st = static_cast<int>(q % kStateMmaStages);
+    cp_async_wait<kStateMmaStages - 2>();
+    __syncthreads();  // tile q, the gates of its chunk visible; every warp done with tile q - 1's stage
+    {
+      const int64_t next = q + kStateMmaStages - 1;
+      if (next < n_tiles) load_tile(next, static_cast<int>(next % kStateMmaStages));
+      cp_async_commit();
+    }
     const int64_t n = q / tiles_per_chunk;
-    const int pos0 = static_cast<int>(q % tiles_per_chunk) * tt;  // chunk position of the tile's first token
+    const int pos0 = static_cast<int>(q % tiles_per_chunk) * kTt;  // chunk position of the tile's first token
 
-    if (pos0 == 0) {  // ---- chunk n starts: gates, S_enter[n], decay ----------------------------------
-      const int len = static_cast<int>(std::min<int64_t>(c, t - n * c));
-      if (warp == 0) scan_chunk_gates(mLg != nullptr ? mLg + n * c * h : nullptr, h, len, c, sm.g, sm.r);
-      __syncthreads();
-      const float g_last = sm.g[len - 1];
-      const int r_last = sm.r[len - 1];
-      for (int j = threadIdx.x; j < c; j += kStateMmaThreads)
-        sm.gamma[j] = j < len && r_last <= j ? expf(g_last - sm.g[j]) : 0.f;
+    if (pos0 == 0) {  // ---- chunk n starts: S_enter[n], decay; warp 0 scans chunk n + 1's gates --------
       if (n > 0 || problem.s0 != nullptr) write_entering(n);
-      const float decay = r_last == -1 ? expf(g_last) : 0.f;  // multiplied, as in the recurrence
+      const float decay = sm.decay[n & 1];
 #pragma unroll
-      for (int nt = 0; nt <= kNt; ++nt)
+      for (int mt = 0; mt < kMt; ++mt)
 #pragma unroll
-        for (int m = 0; m < 4; ++m) rAcc[nt][m] *= decay;
+        for (int nt = 0; nt <= kNt; ++nt)
+#pragma unroll
+          for (int m = 0; m < 4; ++m) rAcc[mt][nt][m] *= decay;
+      if (warp == 0 && n + 1 < n_chunks) {  // slot (n + 1) & 1 was last read in chunk n - 1
+        scan_into(n + 1);
+        load_gates(n + 2);
+      }
     }
-    cp_async_wait<1>();
-    __syncthreads();  // tile q and sm.gamma visible to every warp
 
-    // sKg^T[i][tok] = gamma_tok k_tok[i] (deg 1: gamma_tok), token pairs per thread
-    for (int idx = threadIdx.x; idx < Shared::kKgRows * (tt / 2); idx += kStateMmaThreads) {
-      const int i = idx % Shared::kKgRows, jj = 2 * (idx / Shared::kKgRows);
-      const float g0 = sm.gamma[pos0 + jj], g1 = sm.gamma[pos0 + jj + 1];
-      const float x0 = kDeg == 2 ? to_float(sm.k[buf][jj][i]) : 1.f;
-      const float x1 = kDeg == 2 ? to_float(sm.k[buf][jj + 1][i]) : 1.f;
-      *reinterpret_cast<uint32_t*>(&sm.kg[i][jj]) = pack2<T>(g0 * x0, g1 * x1);
-    }
-    __syncthreads();
-
-    if (active) {
-      const int kg_row = kDeg == 2 ? i_row : 0;
-      for (int k0 = 0; k0 < tt; k0 += kMmaTile) {
-        // A[r][tok] = k_tok[16 jb + r] * sKg^T[i][tok]: rows = dims (ldmatrix.trans of sK), cols = tokens
-        uint32_t a[4];
-        ldmatrix_x4_trans(a, &sm.k[buf][k0 + (lane & 7) + ((lane >> 4) << 3)][jb * kMmaTile + (((lane >> 3) & 1) << 3)]);
-        const uint32_t s_lo = *reinterpret_cast<const uint32_t*>(&sm.kg[kg_row][k0 + 2 * tq]);
-        const uint32_t s_hi = *reinterpret_cast<const uint32_t*>(&sm.kg[kg_row][k0 + 8 + 2 * tq]);
-        a[0] = mul2<T>(a[0], s_lo);
-        a[1] = mul2<T>(a[1], s_lo);
-        a[2] = mul2<T>(a[2], s_hi);
-        a[3] = mul2<T>(a[3], s_hi);
+    if (any_active) {
+      const float* gamma = sm.gamma[n & 1] + pos0;
+#pragma unroll
+      for (int k0 = 0; k0 < kTt; k0 += kMmaTile) {
+        // the lane's token pairs (k0 + 2 tq, + 1) and (k0 + 8 + 2 tq, + 1): gamma, and k[i] at deg 2
+        const float2 gm_lo = *reinterpret_cast<const float2*>(gamma + k0 + 2 * tq);
+        const float2 gm_hi = *reinterpret_cast<const float2*>(gamma + k0 + 8 + 2 * tq);
+        uint32_t a[kMt][4];
+#pragma unroll
+        for (int mt = 0; mt < kMt; ++mt) {
+          // A[r][tok] = k_tok[16 jb + r] * gamma_tok k_tok[i]: rows = dims (ldmatrix.trans of sK), cols = tokens
+          ldmatrix_x4_trans(a[mt], &sm.k[st][k0 + (lane & 7) + ((lane >> 4) << 3)][jb[mt] * kMmaTile + (((lane >> 3) & 1) << 3)]);
+          float x0 = 1.f, x1 = 1.f, x8 = 1.f, x9 = 1.f;
+          if constexpr (kDeg == 2) {
+            x0 = to_float(sm.k[st][k0 + 2 * tq][i_row[mt]]);
+            x1 = to_float(sm.k[st][k0 + 2 * tq + 1][i_row[mt]]);
+            x8 = to_float(sm.k[st][k0 + 8 + 2 * tq][i_row[mt]]);
+            x9 = to_float(sm.k[st][k0 + 9 + 2 * tq][i_row[mt]]);
+          }
+          const uint32_t s_lo = pack2<T>(gm_lo.x * x0, gm_lo.y * x1);
+          const uint32_t s_hi = pack2<T>(gm_hi.x * x8, gm_hi.y * x9);
+          a[mt][0] = mul2<T>(a[mt][0], s_lo);
+          a[mt][1] = mul2<T>(a[mt][1], s_lo);
+          a[mt][2] = mul2<T>(a[mt][2], s_hi);
+          a[mt][3] = mul2<T>(a[mt][3], s_hi);
+        }
 #pragma unroll
         for (int np = 0; np < kNt / 2; ++np) {
           uint32_t bv[4];  // n-tiles 2 np, 2 np + 1 of V_c (k = tokens, n = value columns)
-          ldmatrix_x4_trans(bv, &sm.v[buf][k0 + (lane & 7) + (((lane >> 3) & 1) << 3)][np * 16 + ((lane >> 4) << 3)]);
-          mma_16816<T>(rAcc[2 * np], a, bv[0], bv[1]);
-          mma_16816<T>(rAcc[2 * np + 1], a, bv[2], bv[3]);
+          ldmatrix_x4_trans(bv, &sm.v[st][k0 + (lane & 7) + (((lane >> 3) & 1) << 3)][col0 + np * 16 + ((lane >> 4) << 3)]);
+#pragma unroll
+          for (int mt = 0; mt < kMt; ++mt) {
+            if (!active[mt]) continue;
+            mma_16816<T>(rAcc[mt][2 * np], a[mt], bv[0], bv[1]);
+            mma_16816<T>(rAcc[mt][2 * np + 1], a[mt], bv[2], bv[3]);
+          }
         }
-        mma_16816<T>(rAcc[kNt], a, ones, ones);
+#pragma unroll
+        for (int mt = 0; mt < kMt; ++mt)
+          if (has_z && active[mt]) mma_16816<T>(rAcc[mt][kNt], a[mt], ones, ones);
       }
     }
-    __syncthreads();  // every warp is done with buffer `buf` and sKg before they are refilled
   }
   cp_async_wait<0>();
 
   // ---- the final state S = w u, z = w z_u (fp32, public rows i <= j) -----------------------------------
-  if (problem.s_out != nullptr && active) {
+  if (problem.s_out != nullptr) {
     float* gS = problem.s_out + bh * problem.D * kE;
     float* gZ = problem.z_out + bh * problem.D;
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int j = half == 0 ? j_lo : j_hi;
-      if (kDeg == 2 && j < i_row) continue;  // the mirrored row (j, i) writes it
-      const int64_t r = Rows::public_row(i_row, j);
-      const float w = Rows::phi_weight(i_row, j);
+    for (int mt = 0; mt < kMt; ++mt) {
+      if (!active[mt]) continue;
 #pragma unroll
-      for (int nt = 0; nt < kNt; ++nt) {
-        const int col = nt * 8 + 2 * tq;
-        gS[r * kE + col] = w * rAcc[nt][2 * half];
-        gS[r * kE + col + 1] = w * rAcc[nt][2 * half + 1];
+      for (int half = 0; half < 2; ++half) {
+        const int j = jb[mt] * kMmaTile + g + 8 * half;
+        if (kDeg == 2 && j < i_row[mt]) continue;  // the mirrored row (j, i) writes it
+        const int64_t r = Rows::public_row(i_row[mt], j);
+        const float w = Rows::phi_weight(i_row[mt], j);
+#pragma unroll
+        for (int nt = 0; nt < kNt; ++nt) {
+          const int col = col0 + nt * 8 + 2 * tq;
+          gS[r * kE + col] = w * rAcc[mt][nt][2 * half];
+          gS[r * kE + col + 1] = w * rAcc[mt][nt][2 * half + 1];
+        }
+        if (has_z && tq == 0) gZ[r] = w * rAcc[mt][kNt][2 * half];
       }
-      if (tq == 0) gZ[r] = w * rAcc[kNt][2 * half];
     }
   }
 }
@@ -265,12 +354,14 @@ template <typename T, int kD, int kE, int kDeg>
 void launch_chunk_state_mma(const detail::ForwardProblem& problem, const MmaWorkspace& workspace,
                             cudaStream_t stream) {
   using Rows = PaddedRows<kD, kDeg>;
-  constexpr int kCtas = (Rows::kTiles + kStateMmaWarps - 1) / kStateMmaWarps;
-  constexpr int kSmem = static_cast<int>(sizeof(StateMmaShared<T, kD, kE, kDeg>));
+  constexpr int kRowsPerCta = kStateMmaRowWarps<kE> * kStateMmaTilesPerWarp<kE> * kMmaTile;
+  static_assert(kRowsPerCta == kMmaScaleRows, "one fp16 scale per block and chunk");
+  constexpr int kCtas = (Rows::kTiles * kMmaTile + kRowsPerCta - 1) / kRowsPerCta;
+  constexpr int kSmem = static_cast<int>(sizeof(StateMmaShared<T, kD, kE>));
   const auto kernel = chunk_state_mma_kernel<T, kD, kE, kDeg>;
   check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem), "chunk_state_mma");
   const dim3 grid(grid_x(problem.b * problem.h * kCtas, "chunk_state_mma"));
-  kernel<<<grid, kStateMmaThreads, kSmem, stream>>>(problem, workspace);
+  kernel<<<grid, kStateMmaWarps<kE> * kWarpSize, kSmem, stream>>>(problem, workspace);
   POWERRET_CUDA_CHECK_LAUNCH("chunk_state_mma");
 }
 

@@ -9,6 +9,8 @@
 
 namespace powerret::cuda {
 
+inline constexpr int kStateMmaTokens = 64;  // tokens staged per tile: the chunk size is a multiple
+
 // T: __half or __nv_bfloat16 (q, k, v); kD, kE in {32, 64, 128}; kDeg in {1, 2}.
 template <typename T, int kD, int kE, int kDeg>
 void launch_chunk_state_mma(const detail::ForwardProblem& problem, const MmaWorkspace& workspace,

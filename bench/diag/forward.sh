@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Forward kernels on the GPU machine, after bench/run_gpu.sh built and installed powerret:
+#   bench/diag/forward.sh OUT_DIR [T...]     (default T: 4096 65536)
+# Chunk-size sweep at the reference shape (p = 2) and p = 1, then ncu (speed of light, occupancy)
+# of each forward kernel at t = 65536; writes OUT_DIR/forward.tar.gz and prints the summaries.
+set -uo pipefail
+top=${1:?usage: bench/diag/forward.sh OUT_DIR [T...]}
+shift
+ts=${*:-4096 65536}
+out="$top/forward"; mkdir -p "$out"
+trap 'tar -C "$top" -czf "$top/forward.tar.gz" forward && rm -rf "$out"' EXIT
+cd "$(dirname "$0")/../.."
+[ -d /tmp/site ] && export PYTHONPATH=/tmp/site
+bin="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/powerret-bench"
+ref="--b 1 --h 8 --d 64 --dtype bf16 --gated"
+for t in $ts; do
+  for c in 64 128 256; do
+    echo "p=2 t=$t chunk=$c: $("$bin" --op forward $ref --t "$t" --deg 2 --chunk $c --iters 30 --format csv | tail -1)"
+  done
+  echo "p=1 t=$t: $("$bin" --op forward $ref --t "$t" --deg 1 --iters 30 --format csv | tail -1)"
+done 2>&1 | tee "$out/sweep.txt"
+for p in 2 1; do
+  timeout 200 ncu --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+    -k regex:chunk -c 2 "$bin" --op forward $ref --t 65536 --deg $p --iters 1 --warmup 0 > "$out/ncu-p$p.txt" 2>&1
+  grep -E "chunk_.*Context|Duration|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Warp Cycles Per Issued|Dynamic Shared" "$out/ncu-p$p.txt"
+done
+# Per-instruction stall samples of the state kernel (p = 2): the 40 hottest SASS lines
+if [ "${POWERRET_DIAG_SASS:-1}" = 1 ]; then
+  timeout 200 ncu --section SourceCounters --section WarpStateStats -k regex:chunk_state -c 1 -f -o /tmp/state \
+    "$bin" --op forward $ref --t 65536 --deg 2 --iters 1 --warmup 0 > /dev/null 2>&1
+  ncu --import /tmp/state.ncu-rep --page source --print-source sass --csv > "$out/state-sass.csv" 2>&1
+  python3 - "$out/state-sass.csv" <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+head = next(i for i, r in enumerate(rows) if any("Source" in c for c in r))
+cols = rows[head]
+print("columns:", [c for c in cols][:40])
+key = next((i for i, c in enumerate(cols) if "Sampling" in c and "All" in c), None)
+src = next(i for i, c in enumerate(cols) if c == "Source")
+if key is None:
+    sys.exit("no sampling column")
+data = [r for r in rows[head + 1:] if len(r) > key and r[key].replace(".", "").isdigit()]
+total = sum(float(r[key]) for r in data) or 1
+for r in sorted(data, key=lambda r: -float(r[key]))[:40]:
+    print(f"{100 * float(r[key]) / total:5.1f}%  {r[src][:90]}")
+PY
+fi
