@@ -16,7 +16,7 @@
 // 16 tokens) = ldmatrix.trans of sK[tok][16 jb ..] times the lane's token pairs gamma_tok k_tok[i] (one
 // packed multiply per register, the pairs formed by the lane itself); B = sV (ldmatrix.trans) for e / 8
 // n-tiles and a column of ones for z. mma.m16n8k16, fp32 accumulate.
-// The gates: warp 0 scans chunk n + 1's gates (gamma, decay; double-buffered in shared memory) while the
+// The gates: the last warp scans chunk n + 1's gates (gamma, decay; double-buffered in shared memory) while the
 // block works on chunk n, from log gates it loaded into registers one chunk earlier.
 // fp16: the entering state is stored as W * 2^-s with s per (chunk, 128-row tile) so that |W| 2^-s < 2^15
 // (fp16 cannot hold sums over many tokens); chunk_output_mma undoes it. bf16 stores W as is.
@@ -87,13 +87,13 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
   const int64_t h = problem.h, t = problem.t, n_chunks = problem.n_chunks;
   const int64_t b = bh / h, hk = bh % h;
   const int c = problem.chunk;
-  const int tiles_per_chunk = c / kTt;
   const int64_t n_tiles = (t + kTt - 1) / kTt;
 
   // This warp's m-tiles (i, jb): rows (i, 16 jb + g) and (i, 16 jb + g + 8) of the fragments; its
   // value columns col0 .. col0 + 8 kNt - 1; the warps of column half 0 also accumulate z.
-  const int row_warp = warp % kRowWarps, col0 = warp / kRowWarps * kNt * 8;
-  const bool has_z = col0 == 0;
+  const int row_warp = warp % kRowWarps, col_half = warp / kRowWarps, col0 = col_half * kNt * 8;
+  // z of m-tile mt: by the column half mt % 2 (one of each pair of warps), or by the only half
+  auto has_z = [&](int mt) { return kStateMmaColSplit<kE> == 1 || col_half == mt % 2; };
   bool active[kMt];
   int i_row[kMt], jb[kMt];
 #pragma unroll
@@ -135,7 +135,7 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
         rAcc[mt][nt][2] = gS0[r_hi * kE + col] * inv_hi;
         rAcc[mt][nt][3] = gS0[r_hi * kE + col + 1] * inv_hi;
       }
-      if (has_z && tq == 0) {
+      if (has_z(mt) && tq == 0) {
         rAcc[mt][kNt][0] = problem.z0[bh * problem.D + r_lo] * inv_lo;
         rAcc[mt][kNt][2] = problem.z0[bh * problem.D + r_hi] * inv_hi;
       }
@@ -169,7 +169,7 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
     }
   };
 
-  // ---- gates of chunk n (warp 0, from log gates loaded earlier into lg): gamma and decay into slot n & 1 -
+  // ---- gates of chunk n (the last warp, from log gates loaded earlier into lg): gamma and decay into slot n & 1 -
   float lg[kGateRegs];
   auto load_gates = [&](int64_t n) {
     if (n < n_chunks) {
@@ -181,11 +181,11 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
     const int len = static_cast<int>(std::min<int64_t>(c, t - n * c));
     float gs[kGateRegs], g_last;
     int rs[kGateRegs], r_last;
-    scan_gates(lg, c, gs, rs, g_last, r_last);
+    scan_gates(lg, gs, rs, g_last, r_last);
     float* gamma = sm.gamma[n & 1];
 #pragma unroll
     for (int s = 0; s < kGateRegs; ++s) {
-      const int j = s * kWarpSize + lane;
+      const int j = kGateRegs * lane + s;
       if (j < c) gamma[j] = j < len && r_last <= j ? expf(g_last - gs[s]) : 0.f;
     }
     if (lane == 0) sm.decay[n & 1] = r_last == -1 ? expf(g_last) : 0.f;  // multiplied, as in the recurrence
@@ -232,7 +232,7 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
         *reinterpret_cast<uint32_t*>(gW + col) = pack2<T>(f * rAcc[mt][nt][0], f * rAcc[mt][nt][1]);
         *reinterpret_cast<uint32_t*>(gW + 8 * kE + col) = pack2<T>(f * rAcc[mt][nt][2], f * rAcc[mt][nt][3]);
       }
-      if (has_z && tq == 0) {
+      if (has_z(mt) && tq == 0) {
         T* gZ = static_cast<T*>(workspace.zs) + slot * Rows::kRows + prow(mt);
         gZ[0] = from_float<T>(f * rAcc[mt][kNt][0]);
         gZ[8] = from_float<T>(f * rAcc[mt][kNt][2]);
@@ -246,26 +246,23 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
     if (st < n_tiles) load_tile(st, st);
     cp_async_commit();
   }
-  if (warp == 0) {
+  if (warp == kWarps - 1) {
     load_gates(0);
     scan_into(0);
     load_gates(1);
   }
 
   const uint32_t ones = g == 0 ? pack2<T>(1.f, 1.f) : 0u;  // B of the z column: column 0 is 1
+  // tile q: stage st, chunk n, chunk position pos0 of its first token (counters, no divisions)
+  int st = 0, st_load = kStateMmaStages - 1, pos0 = 0;
+  int64_t n = 0;
   for (int64_t q = 0; q < n_tiles; ++q) {
-    const int st = static_cast<int>(q % kStateMmaStages);
     cp_async_wait<kStateMmaStages - 2>();
     __syncthreads();  // tile q, the gates of its chunk visible; every warp done with tile q - 1's stage
-    {
-      const int64_t next = q + kStateMmaStages - 1;
-      if (next < n_tiles) load_tile(next, static_cast<int>(next % kStateMmaStages));
-      cp_async_commit();
-    }
-    const int64_t n = q / tiles_per_chunk;
-    const int pos0 = static_cast<int>(q % tiles_per_chunk) * kTt;  // chunk position of the tile's first token
+    if (q + kStateMmaStages - 1 < n_tiles) load_tile(q + kStateMmaStages - 1, st_load);
+    cp_async_commit();
 
-    if (pos0 == 0) {  // ---- chunk n starts: S_enter[n], decay; warp 0 scans chunk n + 1's gates --------
+    if (pos0 == 0) {  // ---- chunk n starts: S_enter[n], decay; the last warp scans chunk n + 1's gates --------
       if (n > 0 || problem.s0 != nullptr) write_entering(n);
       const float decay = sm.decay[n & 1];
 #pragma unroll
@@ -274,7 +271,7 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
         for (int nt = 0; nt <= kNt; ++nt)
 #pragma unroll
           for (int m = 0; m < 4; ++m) rAcc[mt][nt][m] *= decay;
-      if (warp == 0 && n + 1 < n_chunks) {  // slot (n + 1) & 1 was last read in chunk n - 1
+      if (warp == kWarps - 1 && n + 1 < n_chunks) {  // slot (n + 1) & 1 was last read in chunk n - 1
         scan_into(n + 1);
         load_gates(n + 2);
       }
@@ -319,8 +316,15 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
         }
 #pragma unroll
         for (int mt = 0; mt < kMt; ++mt)
-          if (has_z && active[mt]) mma_16816<T>(rAcc[mt][kNt], a[mt], ones, ones);
+          if (has_z(mt) && active[mt]) mma_16816<T>(rAcc[mt][kNt], a[mt], ones, ones);
       }
+    }
+    st = st + 1 == kStateMmaStages ? 0 : st + 1;
+    st_load = st_load + 1 == kStateMmaStages ? 0 : st_load + 1;
+    pos0 += kTt;
+    if (pos0 == c) {
+      pos0 = 0;
+      ++n;
     }
   }
   cp_async_wait<0>();
@@ -344,7 +348,7 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
           gS[r * kE + col] = w * rAcc[mt][nt][2 * half];
           gS[r * kE + col + 1] = w * rAcc[mt][nt][2 * half + 1];
         }
-        if (has_z && tq == 0) gZ[r] = w * rAcc[mt][kNt][2 * half];
+        if (has_z(mt) && tq == 0) gZ[r] = w * rAcc[mt][kNt][2 * half];
       }
     }
   }

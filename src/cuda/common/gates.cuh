@@ -18,52 +18,61 @@ namespace powerret::cuda {
 // log_g < -104 or -inf  == (lg < -104)   (NaN compares false: not a reset)
 __device__ __forceinline__ bool is_reset(float log_g) { return log_g < detail::kResetLogGate; }
 
-// The scan works from registers: a lane holds positions 32 s + lane (s < kGateRegs) of a chunk.
+// The scan works from registers: lane l holds positions kGateRegs l + s (s < kGateRegs) of a chunk, so
+// a lane scans its own run serially and one warp scan joins the runs.
 inline constexpr int kGateRegs = kMaxChunk / kWarpSize;
 
-// lg[s] = log gate of position 32 s + lane (0 past len, or without gating: mLg null). Issues every
-// load before any is used, so a chunk costs one memory latency, not one per 32 positions.
+// lg[s] = log gate of position kGateRegs lane + s (0 past len, or without gating: mLg null). Issues
+// every load before any is used: a chunk costs one memory latency.
 __device__ __forceinline__ void load_chunk_gates(const float* mLg, int64_t stride, int len,
                                                  float (&lg)[kGateRegs]) {
   const int lane = threadIdx.x % kWarpSize;
 #pragma unroll
   for (int s = 0; s < kGateRegs; ++s) {
-    const int i = s * kWarpSize + lane;
+    const int i = kGateRegs * lane + s;
     lg[s] = (mLg != nullptr && i < len) ? mLg[i * stride] : 0.f;
   }
 }
 
-// Inclusive warp scans of the loaded gates over the first c positions (c a multiple of 32, or the
-// tail is scanned too): g[s] = G, r[s] = R at position 32 s + lane. Returns G, R of position c - 1
-// (== of len - 1: positions past len hold 0, which is neither a reset nor a change of G).
-__device__ __forceinline__ void scan_gates(const float (&lg)[kGateRegs], int c, float (&g)[kGateRegs],
+// Inclusive scans of the loaded gates: g[s] = G, r[s] = R at position kGateRegs lane + s. Returns G, R
+// of the chunk's last position (positions past len hold 0: neither a reset nor a change of G).
+__device__ __forceinline__ void scan_gates(const float (&lg)[kGateRegs], float (&g)[kGateRegs],
                                            int (&r)[kGateRegs], float& g_last, int& r_last) {
   const int lane = threadIdx.x % kWarpSize;
-  float carry_g = 0.f;
-  int carry_r = -1;
+  float run = 0.f;
+  int run_r = -1;
+#pragma unroll
+  for (int s = 0; s < kGateRegs; ++s) {  // the lane's own positions, in order
+    const bool reset = is_reset(lg[s]);
+    run += reset ? 0.f : lg[s];
+    run_r = reset ? kGateRegs * lane + s : run_r;
+    g[s] = run;
+    r[s] = run_r;
+  }
+  float incl = run;  // inclusive scan of the lanes' runs
+  int incl_r = run_r;
+#pragma unroll
+  for (int offset = 1; offset < kWarpSize; offset *= 2) {
+    const float up = __shfl_up_sync(0xffffffffu, incl, offset);
+    const int up_r = __shfl_up_sync(0xffffffffu, incl_r, offset);
+    if (lane >= offset) {
+      incl += up;
+      incl_r = max(incl_r, up_r);
+    }
+  }
+  float before = __shfl_up_sync(0xffffffffu, incl, 1);  // what the lanes below carry in
+  int before_r = __shfl_up_sync(0xffffffffu, incl_r, 1);
+  if (lane == 0) {
+    before = 0.f;
+    before_r = -1;
+  }
 #pragma unroll
   for (int s = 0; s < kGateRegs; ++s) {
-    if (s * kWarpSize >= c) break;
-    const int i = s * kWarpSize + lane;
-    const bool reset = is_reset(lg[s]);
-    float gs = reset ? 0.f : lg[s];
-    int rs = reset ? i : -1;
-#pragma unroll
-    for (int offset = 1; offset < kWarpSize; offset *= 2) {
-      const float g_up = __shfl_up_sync(0xffffffffu, gs, offset);
-      const int r_up = __shfl_up_sync(0xffffffffu, rs, offset);
-      if (lane >= offset) {
-        gs += g_up;
-        rs = max(rs, r_up);
-      }
-    }
-    g[s] = gs + carry_g;
-    r[s] = max(rs, carry_r);
-    carry_g = __shfl_sync(0xffffffffu, g[s], kWarpSize - 1);
-    carry_r = __shfl_sync(0xffffffffu, r[s], kWarpSize - 1);
+    g[s] += before;
+    r[s] = max(r[s], before_r);
   }
-  g_last = carry_g;
-  r_last = carry_r;
+  g_last = __shfl_sync(0xffffffffu, incl, kWarpSize - 1);
+  r_last = __shfl_sync(0xffffffffu, incl_r, kWarpSize - 1);
 }
 
 // sG[i], sR[i] for chunk positions 0 <= i < c (positions past len repeat G[len-1], R[len-1]).
@@ -75,10 +84,10 @@ __device__ __forceinline__ void scan_chunk_gates(const float* mLg, int64_t strid
   float lg[kGateRegs], g[kGateRegs], g_last;
   int r[kGateRegs], r_last;
   load_chunk_gates(mLg, stride, len, lg);
-  scan_gates(lg, c, g, r, g_last, r_last);
+  scan_gates(lg, g, r, g_last, r_last);
 #pragma unroll
   for (int s = 0; s < kGateRegs; ++s) {
-    const int i = s * kWarpSize + lane;
+    const int i = kGateRegs * lane + s;
     if (i < c) {
       sG[i] = g[s];
       sR[i] = r[s];
