@@ -33,6 +33,13 @@ def main() -> int:
             except ValueError as ex:  # a dtype not built in this build (POWERRET_INSTANTIATIONS=ci)
                 print(f"skip d={d} e={e} deg={deg} {dtype}: {ex}")
                 continue
+            # several chunks and a ragged last one: the state kernel's chunk transitions and stage ring
+            t2 = 333
+            q2 = torch.randn(b, t2, hq, d, device=dev, dtype=dtype)
+            k2 = torch.randn(b, t2, h, d, device=dev, dtype=dtype)
+            v2 = torch.randn(b, t2, h, e, device=dev, dtype=dtype)
+            g2 = -torch.rand(b, t2, h, device=dev)
+            powerret.power_retention(q2, k2, v2, g2, deg=deg, chunk_size=64, initial_state=s0, return_final_state=True)
             powerret.sympow(q, deg)
             slots = torch.tensor([1, -1], device=dev, dtype=torch.int32)
             powerret.decode_step(q[:, 0], k[:, 0], v[:, 0], st, g[:, 0], deg=deg, slots=slots)
