@@ -17,6 +17,7 @@
 #include "cuda/chunk_output/chunk_output_mma.hpp"
 #include "cuda/chunk_state/chunk_state.hpp"
 #include "cuda/chunk_state/chunk_state_mma.hpp"
+#include "cuda/common/check.hpp"
 #include "cuda/common/limits.hpp"
 #include "cuda/common/workspace.hpp"
 #include "cuda/decode_step/decode_step.hpp"
@@ -55,8 +56,10 @@ bool launch_mma_if(const detail::ForwardProblem& problem, const MmaWorkspace& wo
   constexpr DType kDtype = std::is_same_v<T, __half> ? DType::kFloat16 : DType::kBFloat16;
   if constexpr (mma_built(kDtype, kD, kE, kDeg)) {
     if (problem.d == kD && problem.e == kE && problem.deg == kDeg) {
+      const auto ready_bytes = static_cast<std::size_t>(problem.b * problem.h * problem.n_chunks) * sizeof(int32_t);
+      check_cuda(cudaMemsetAsync(workspace.ready, 0, ready_bytes, stream), "power_retention (workspace.ready)");
       launch_chunk_state_mma<T, kD, kE, kDeg>(problem, workspace, stream);
-      launch_chunk_output_mma<T, kD, kE, kDeg>(problem, workspace, stream);
+      launch_chunk_output_mma<T, kD, kE, kDeg>(problem, workspace, stream);  // overlaps the state stage
       return true;
     }
   }

@@ -34,6 +34,7 @@
 #include "cuda/common/gates.cuh"
 #include "cuda/common/limits.hpp"
 #include "cuda/common/mma.cuh"
+#include "cuda/common/overlap.cuh"
 #include "cuda/common/padded_rows.cuh"
 
 namespace powerret::cuda {
@@ -128,18 +129,22 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
   const int nq = min(c, kOutputMmaQueries);  // query tokens per block; divides c
   const int q_tiles = c / nq;
   const int64_t group = hq / h;
-  // block = ((b h + hk) n_chunks + n) (group q_tiles) + iq_local q_tiles + tile: the blocks that read
-  // one entering state are neighbours (L2 reuse).
+  // block = ((n b h + bh) group + iq_local) q_tiles + tile: chunk-major, so blocks start in the order
+  // chunk_state_mma finishes entering states; the blocks that read one entering state are neighbours
+  // (L2 reuse).
   int64_t block = blockIdx.x;
   const int qt = static_cast<int>(block % q_tiles);
   block /= q_tiles;
   const int64_t iq_local = block % group;
   block /= group;
-  const int64_t n = block % n_chunks, bh = block / n_chunks;
+  const int64_t bh = block % (problem.b * h), n = block / (problem.b * h);
   const int64_t b = bh / h, hk = bh % h, iq = hk * group + iq_local;
   const int64_t t0 = n * c;
   const int len = static_cast<int>(std::min<int64_t>(c, t - t0));
   const int i0 = qt * nq;  // chunk position of the block's first query
+  // This grid may run beside chunk_state_mma (programmatic launch). Its last block also waits for
+  // that grid to finish, so that when this grid is complete, so is the final state it writes.
+  if (blockIdx.x == gridDim.x - 1) wait_primary();
   if (i0 >= len) return;   // the whole block is past t
   const int rows_here = min(nq, len - i0);
   const bool has_rows = warp * kMmaTile < rows_here;  // warp-uniform: this warp owns a valid query
@@ -162,6 +167,10 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
   if (warp == 0)
     scan_chunk_gates(problem.log_g != nullptr ? problem.log_g + (b * t + t0) * h + hk : nullptr, h, len, c, sm.g,
                      sm.r);
+  if (inter) {  // every state block of this head has written S_enter[n] (and its fp16 scales)
+    if (threadIdx.x == kWarpSize) wait_ready(workspace.ready + slot, Shared::kScaleTiles);
+    __syncthreads();
+  }
   if constexpr (kScaled) {
     if (inter && warp == 1) {
       const int32_t* gScale = workspace.scales + slot * Shared::kScaleTiles;
@@ -382,9 +391,19 @@ void launch_chunk_output_mma(const detail::ForwardProblem& problem, const MmaWor
   const auto kernel = chunk_output_mma_kernel<T, kD, kE, kDeg>;
   check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem), "chunk_output_mma");
   const int64_t q_tiles = problem.chunk / std::min(problem.chunk, kOutputMmaQueries);
-  const dim3 grid(grid_x(problem.b * problem.hq * problem.n_chunks * q_tiles, "chunk_output_mma"));
-  kernel<<<grid, kOutputMmaThreads, kSmem, stream>>>(problem, workspace);
-  POWERRET_CUDA_CHECK_LAUNCH("chunk_output_mma");
+  // Launched to overlap the chunk_state_mma launch before it (programmatic stream serialization): its
+  // blocks start once every state block runs, and wait per chunk on workspace.ready.
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(grid_x(problem.b * problem.hq * problem.n_chunks * q_tiles, "chunk_output_mma"));
+  config.blockDim = dim3(kOutputMmaThreads);
+  config.dynamicSmemBytes = kSmem;
+  config.stream = stream;
+  cudaLaunchAttribute overlap[1];
+  overlap[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  overlap[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = overlap;
+  config.numAttrs = 1;
+  check_cuda(cudaLaunchKernelEx(&config, kernel, problem, workspace), "chunk_output_mma");
 }
 
 }  // namespace powerret::cuda

@@ -34,6 +34,7 @@
 #include "cuda/common/gates.cuh"
 #include "cuda/common/limits.hpp"
 #include "cuda/common/mma.cuh"
+#include "cuda/common/overlap.cuh"
 #include "cuda/common/padded_rows.cuh"
 
 namespace powerret::cuda {
@@ -79,6 +80,7 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
   constexpr bool kScaled = std::is_same_v<T, __half>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   Shared& sm = *reinterpret_cast<Shared*>(smem_raw);
+  allow_dependents();  // chunk_output_mma may start: it waits on workspace.ready per chunk
 
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
   const int g = lane / 4, tq = lane % 4;  // fragment row group, thread in group
@@ -255,15 +257,20 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
   const uint32_t ones = g == 0 ? pack2<T>(1.f, 1.f) : 0u;  // B of the z column: column 0 is 1
   // tile q: stage st, chunk n, chunk position pos0 of its first token (counters, no divisions)
   int st = 0, st_load = kStateMmaStages - 1, pos0 = 0;
-  int64_t n = 0;
+  int64_t n = 0, written = -1;  // written: the chunk whose entering state the previous tile wrote
   for (int64_t q = 0; q < n_tiles; ++q) {
     cp_async_wait<kStateMmaStages - 2>();
     __syncthreads();  // tile q, the gates of its chunk visible; every warp done with tile q - 1's stage
+    if (written >= 0 && threadIdx.x == 0) signal_ready(workspace.ready + bh * n_chunks + written);
+    written = -1;
     if (q + kStateMmaStages - 1 < n_tiles) load_tile(q + kStateMmaStages - 1, st_load);
     cp_async_commit();
 
     if (pos0 == 0) {  // ---- chunk n starts: S_enter[n], decay; the last warp scans chunk n + 1's gates --------
-      if (n > 0 || problem.s0 != nullptr) write_entering(n);
+      if (n > 0 || problem.s0 != nullptr) {
+        write_entering(n);
+        written = n;
+      }
       const float decay = sm.decay[n & 1];
 #pragma unroll
       for (int mt = 0; mt < kMt; ++mt)
@@ -328,6 +335,10 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
     }
   }
   cp_async_wait<0>();
+  if (written >= 0) {  // the last tile started a chunk
+    __syncthreads();
+    if (threadIdx.x == 0) signal_ready(workspace.ready + bh * n_chunks + written);
+  }
 
   // ---- the final state S = w u, z = w z_u (fp32, public rows i <= j) -----------------------------------
   if (problem.s_out != nullptr) {

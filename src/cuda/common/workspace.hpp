@@ -14,6 +14,9 @@
 //   zs     [b, h, n_chunks, P]     T      the same for z
 //   scales [b, h, n_chunks, ceil(P / 128)] int32   per 128-row tile: the power-of-two exponent that keeps
 //                                         the tile inside fp16's range (0 and unused for bf16)
+//   ready  [b, h, n_chunks]        int32  how many of the head's state blocks have written chunk n's
+//                                         entering state; zeroed before each call, chunk_output_mma
+//                                         (launched to overlap chunk_state_mma) waits for all of them
 #pragma once
 
 #include <cstddef>
@@ -34,6 +37,7 @@ struct MmaWorkspace {
   void* states = nullptr;    // [b, h, n_chunks, P, e]  T
   void* zs = nullptr;        // [b, h, n_chunks, P]     T
   int32_t* scales = nullptr;  // [b, h, n_chunks, ceil(P / kMmaScaleRows)]
+  int32_t* ready = nullptr;   // [b, h, n_chunks] state blocks that have written S_enter[n] (zeroed per call)
 };
 
 inline constexpr std::size_t kWorkspaceAlign = 256;
@@ -48,7 +52,7 @@ constexpr int64_t padded_state_rows(int64_t d, int deg) {
 }
 
 struct WorkspaceLayout {
-  std::size_t states = 0, zs = 0, decays = 0;  // byte offsets
+  std::size_t states = 0, zs = 0, decays = 0, ready = 0;  // byte offsets
   std::size_t bytes = 0;                       // total
 };
 
@@ -78,7 +82,8 @@ inline WorkspaceLayout mma_workspace_layout(const detail::ForwardProblem& proble
   layout.states = 0;
   layout.zs = layout.states + align_up(chunks * rows * e * kHalf);
   layout.decays = layout.zs + align_up(chunks * rows * kHalf);  // the scales
-  layout.bytes = layout.decays + align_up(chunks * tiles * sizeof(int32_t));
+  layout.ready = layout.decays + align_up(chunks * tiles * sizeof(int32_t));
+  layout.bytes = layout.ready + align_up(chunks * sizeof(int32_t));
   return layout;
 }
 
@@ -89,6 +94,7 @@ inline MmaWorkspace carve_mma_workspace(const detail::ForwardProblem& problem, v
       .states = base + layout.states,
       .zs = base + layout.zs,
       .scales = reinterpret_cast<int32_t*>(base + layout.decays),
+      .ready = reinterpret_cast<int32_t*>(base + layout.ready),
   };
 }
 
