@@ -11,11 +11,12 @@
 // Grid (b h ceil(P / 128)). A warp owns kMt m-tiles (16 rows (i, 16 jb .. 16 jb + 15) each; kMt = 2 for
 // e <= 64, 1 for e = 128, so 128 / (16 kMt) warps) and keeps u for them in mma accumulators:
 // rAcc[mt][nt] (16 x 8, fp32) for nt < e / 8, and rAcc[mt][e / 8] whose column 0 is z. The m-tiles of a
-// warp share every B fragment (V). Tokens stream through shared memory 64 at a time (min(c, 64)) in a
+// warp share every B fragment (V). Tokens stream through shared memory 64 at a time in a
 // ring of kStages buffers (cp.async), one block barrier per 64 tokens. Per 16-token k-step: A (16 rows x
 // 16 tokens) = ldmatrix.trans of sK[tok][16 jb ..] times the lane's token pairs gamma_tok k_tok[i] (one
-// packed multiply per register, the pairs formed by the lane itself); B = sV (ldmatrix.trans) for e / 8
-// n-tiles and a column of ones for z. mma.m16n8k16, fp32 accumulate.
+// packed multiply per register; the lane forms the pairs itself, in T: gamma is kept as T pairs, so a
+// pair is one more packed multiply, gamma rounded to T first); B = sV (ldmatrix.trans) for e / 8 n-tiles
+// and a column of ones for z. mma.m16n8k16, fp32 accumulate.
 // The gates: the last warp scans chunk n + 1's gates (gamma, decay; double-buffered in shared memory) while the
 // block works on chunk n, from log gates it loaded into registers one chunk earlier.
 // fp16: the entering state is stored as W * 2^-s with s per (chunk, 128-row tile) so that |W| 2^-s < 2^15
@@ -59,7 +60,7 @@ struct StateMmaShared {
   static constexpr int kLdV = kE + 8;
   T k[kStateMmaStages][kStateMmaTokens][kLdK];  // [stage][tok][kk]
   T v[kStateMmaStages][kStateMmaTokens][kLdV];  // [stage][tok][col]
-  float gamma[2][kMaxChunk];                    // [chunk & 1][j] decay(j -> L)
+  uint32_t gamma2[2][kMaxChunk / 2];            // [chunk & 1][m] decay(j -> L) of j = 2 m, 2 m + 1, as T pairs
   float decay[2];                               // [chunk & 1] decay(enter -> L)
   float warp_max[kMmaScaleRows / kMmaTile];
 };
@@ -184,12 +185,13 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
     float gs[kGateRegs], g_last;
     int rs[kGateRegs], r_last;
     scan_gates(lg, gs, rs, g_last, r_last);
-    float* gamma = sm.gamma[n & 1];
-#pragma unroll
-    for (int s = 0; s < kGateRegs; ++s) {
+    auto gamma = [&](int s) {
       const int j = kGateRegs * lane + s;
-      if (j < c) gamma[j] = j < len && r_last <= j ? expf(g_last - gs[s]) : 0.f;
-    }
+      return j < len && r_last <= j ? expf(g_last - gs[s]) : 0.f;
+    };
+#pragma unroll
+    for (int s = 0; s < kGateRegs; s += 2)
+      if (kGateRegs * lane + s < c) sm.gamma2[n & 1][(kGateRegs * lane + s) / 2] = pack2<T>(gamma(s), gamma(s + 1));
     if (lane == 0) sm.decay[n & 1] = r_last == -1 ? expf(g_last) : 0.f;  // multiplied, as in the recurrence
   };
 
@@ -285,26 +287,23 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
     }
 
     if (any_active) {
-      const float* gamma = sm.gamma[n & 1] + pos0;
+      const uint32_t* gamma2 = sm.gamma2[n & 1] + pos0 / 2;
 #pragma unroll
       for (int k0 = 0; k0 < kTt; k0 += kMmaTile) {
-        // the lane's token pairs (k0 + 2 tq, + 1) and (k0 + 8 + 2 tq, + 1): gamma, and k[i] at deg 2
-        const float2 gm_lo = *reinterpret_cast<const float2*>(gamma + k0 + 2 * tq);
-        const float2 gm_hi = *reinterpret_cast<const float2*>(gamma + k0 + 8 + 2 * tq);
+        // the lane's token pairs (k0 + 2 tq, + 1) and (k0 + 8 + 2 tq, + 1): gamma (T pairs), and k[i] at deg 2
+        const uint32_t gm_lo = gamma2[(k0 + 2 * tq) / 2];
+        const uint32_t gm_hi = gamma2[(k0 + 8 + 2 * tq) / 2];
         uint32_t a[kMt][4];
 #pragma unroll
         for (int mt = 0; mt < kMt; ++mt) {
           // A[r][tok] = k_tok[16 jb + r] * gamma_tok k_tok[i]: rows = dims (ldmatrix.trans of sK), cols = tokens
           ldmatrix_x4_trans(a[mt], &sm.k[st][k0 + (lane & 7) + ((lane >> 4) << 3)][jb[mt] * kMmaTile + (((lane >> 3) & 1) << 3)]);
-          float x0 = 1.f, x1 = 1.f, x8 = 1.f, x9 = 1.f;
-          if constexpr (kDeg == 2) {
-            x0 = to_float(sm.k[st][k0 + 2 * tq][i_row[mt]]);
-            x1 = to_float(sm.k[st][k0 + 2 * tq + 1][i_row[mt]]);
-            x8 = to_float(sm.k[st][k0 + 8 + 2 * tq][i_row[mt]]);
-            x9 = to_float(sm.k[st][k0 + 9 + 2 * tq][i_row[mt]]);
+          uint32_t s_lo = gm_lo, s_hi = gm_hi;
+          if constexpr (kDeg == 2) {  // (k_tok[i], k_tok+1[i]) as a T pair, times the gamma pair
+            auto bits = [&](int tok) { return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&sm.k[st][tok][i_row[mt]])); };
+            s_lo = mul2<T>(bits(k0 + 2 * tq) | (bits(k0 + 2 * tq + 1) << 16), gm_lo);
+            s_hi = mul2<T>(bits(k0 + 8 + 2 * tq) | (bits(k0 + 9 + 2 * tq) << 16), gm_hi);
           }
-          const uint32_t s_lo = pack2<T>(gm_lo.x * x0, gm_lo.y * x1);
-          const uint32_t s_hi = pack2<T>(gm_hi.x * x8, gm_hi.y * x9);
           a[mt][0] = mul2<T>(a[mt][0], s_lo);
           a[mt][1] = mul2<T>(a[mt][1], s_lo);
           a[mt][2] = mul2<T>(a[mt][2], s_hi);
