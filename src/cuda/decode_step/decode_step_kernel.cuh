@@ -245,13 +245,13 @@ __global__ void __launch_bounds__(kDecodeThreads, DecodeTile<kE, kHeads, kVec>::
     // Step g: compute the phi block when g starts one (step g's loads are in flight meanwhile), issue
     // the loads of step g + 1, consume step g.
     const auto run_step = [&](int g, const Vec (&rCur)[kUnroll], Vec (&rNext)[kUnroll]) {
+      if (g + 1 < n_steps) load_step(g + 1, rNext);  // in flight during the phi block too
       if (g % kStepsPerBlock == 0) {  // uniform over the CTA
         phi_block(g / kStepsPerBlock);
         // The block's phi is visible; every thread is past block g / kStepsPerBlock - 2, whose buffer
         // phi_block just overwrote (each thread passed this barrier of the block in between).
         __syncthreads();
       }
-      if (g + 1 < n_steps) load_step(g + 1, rNext);
       consume_step(g, rCur);
     };
     for (int g = 0; g < n_steps; g += 2) {
