@@ -26,6 +26,8 @@ for p in 2 1; do
 done
 # Per-instruction stall samples of the state kernel (p = 2): the 40 hottest SASS lines
 if [ "${POWERRET_DIAG_SASS:-1}" = 1 ]; then
+  timeout 120 ncu --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio' -k regex:chunk_state -c 1 \
+    "$bin" --op forward $ref --t 65536 --deg 2 --iters 1 --warmup 0 2>&1 | grep -E "stalled" | sort -k3 -n -r | head -12
   timeout 200 ncu --section SourceCounters --section WarpStateStats -k regex:chunk_state -c 1 -f -o /tmp/state \
     "$bin" --op forward $ref --t 65536 --deg 2 --iters 1 --warmup 0 > /dev/null 2>&1
   ncu --import /tmp/state.ncu-rep --page source --print-source sass --csv > "$out/state-sass.csv" 2>&1
