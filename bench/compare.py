@@ -92,6 +92,8 @@ def parse_args(argv=None):
     p.add_argument("--ops", default="forward,decode,forward_backward",
                    help="comma-separated subset of forward, decode, forward_backward")
     p.add_argument("--max-t", type=int, default=1 << 20, help="largest forward length (default 1M)")
+    p.add_argument("--ts", default=None,
+                   help="comma-separated forward / forward_backward lengths instead of the powers of two")
     p.add_argument("--max-context", type=int, default=1 << 20, help="largest decode KV-cache length (default 1M)")
     p.add_argument("--max-call-ms", type=float, default=1500.0,
                    help="stop growing t for an impl once one call is predicted to take longer (default 1500)")
@@ -629,6 +631,8 @@ def main(argv=None) -> int:
         fb_ts = powers_of_two(1024, min(args.max_t, 65536))
         batches, contexts = [1, 16, 64], [c for c in (1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20)
                                           if c <= args.max_context]
+    if args.ts:
+        fwd_ts = fb_ts = [int(x) for x in args.ts.split(",")]
     if "forward" in args.ops:
         with torch.no_grad():
             run.forward(fwd_ts)
