@@ -26,6 +26,18 @@ bench() {  # one verified case, appended to the JSON lines; a wrong kernel exits
   [ $rc -eq 0 ] || { echo "  rc=$rc"; failures=$((failures + 1)); }
 }
 
+# compare.py first, on a cool GPU: in the a804e90 run it came after the binary's cases and read retention's
+# forward 1.11-1.16x slower than on a fresh machine (bench/RESULTS.md).
+echo "== compare.py"
+extra=""
+[ "$mode" = quick ] && extra="--quick"
+commit=${POWERRET_COMMIT:-$(cat "$out/commit.txt" 2>/dev/null || true)}
+# POWERRET_COMPARE_ARGS adds compare.py flags (e.g. --budget-ms 150); the timeout keeps one device call bounded.
+timeout "${POWERRET_COMPARE_TIMEOUT:-1200}" python3 bench/compare.py --out "$work/compare" $extra \
+  ${commit:+--commit "$commit"} ${POWERRET_COMPARE_ARGS:-}
+rc_compare=$?
+
+
 ref="--b 1 --h 8 --d 64 --dtype bf16 --gated"   # issue 3's reference shape (t varies)
 if [ "$mode" = quick ]; then
   ts="4096 65536"
@@ -67,15 +79,6 @@ if rows:
     print(f"device {rows[0]['device_name']}; copy {rows[0]['copy_gbps']:.0f} GB/s measured; "
           f"peak {rows[0]['peak_tflops']} TFLOP/s ({rows[0]['peak_source']})")
 EOF
-
-echo "== compare.py"
-extra=""
-[ "$mode" = quick ] && extra="--quick"
-commit=$(cat "$out/commit.txt" 2>/dev/null || true)
-# POWERRET_COMPARE_ARGS adds compare.py flags (e.g. --budget-ms 150); the timeout keeps one device call bounded.
-timeout "${POWERRET_COMPARE_TIMEOUT:-1200}" python3 bench/compare.py --out "$work/compare" $extra \
-  ${commit:+--commit "$commit"} ${POWERRET_COMPARE_ARGS:-}
-rc_compare=$?
 
 tar -C "$work" -czf "$out/bench-results.tar.gz" .
 echo "wrote $out/bench-results.tar.gz; powerret-bench failures: $failures; compare.py rc=$rc_compare"

@@ -20,7 +20,9 @@ if compgen -G ".whl/*.whl" > /dev/null; then
   export PYTHONPATH=/tmp/site
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv > "$out/device.txt" 2>&1
-git rev-parse HEAD > "$out/commit.txt" 2>/dev/null || true
+# The device copy of the tree may carry stale git metadata: pass POWERRET_COMMIT=<sha> from the checkout.
+echo "${POWERRET_COMMIT:-$(git rev-parse HEAD 2>/dev/null)}" > "$out/commit.txt"
+cp "$out/commit.txt" "$top/commit.txt"
 
 echo "== build" | tee "$out/summary.txt"
 start=$(date +%s)
