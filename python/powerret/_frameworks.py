@@ -101,8 +101,20 @@ class CupyAdapter(Adapter):
             return self.cupy.cuda.get_current_stream().ptr
 
 
+_BY_TYPE: dict[type, Adapter] = {}  # array type -> adapter, filled on first sight (a hot-path lookup)
+
+
 def adapter_for(x: Any) -> Adapter:
     """The adapter of x's framework (TypeError for anything that is not an array we know)."""
+    known = _BY_TYPE.get(type(x))
+    if known is not None:
+        return known
+    ad = _adapter_of(x)
+    _BY_TYPE[type(x)] = ad
+    return ad
+
+
+def _adapter_of(x: Any) -> Adapter:
     mod = type(x).__module__.split(".")[0]
     if isinstance(x, np.ndarray):
         return _cached("numpy", NumpyAdapter)
