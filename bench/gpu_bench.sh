@@ -58,6 +58,10 @@ if [ "$mode" != quick ]; then
   bench --op forward --b 1 --h 8 --d 128 --dtype bf16 --gated --deg 2 --t 65536
   bench --op forward --b 1 --hq 32 --h 8 --d 64 --dtype bf16 --gated --deg 2 --t 65536
   bench --op forward $ref --deg 2 --t 65536 --state
+  # short multi-token steps from a state (speculative decoding, issue 5): prefill of t tokens onto a state
+  for b in 1 16 64; do for t in 2 16; do
+    bench --op forward --b "$b" --h 8 --d 64 --dtype bf16 --gated --deg 2 --t "$t" --state
+  done; done
   bench --op forward --b 1 --h 8 --d 64 --dtype fp32 --gated --deg 2 --t 16384
   bench --op decode --b 64 --h 8 --d 128 --dtype bf16 --gated --deg 2 --graph
   bench --op decode --b 64 --h 8 --d 64 --dtype bf16 --gated --deg 2 --slots 256 --graph
