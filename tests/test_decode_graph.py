@@ -3,7 +3,8 @@ logic): one step captured into a torch.cuda.CUDAGraph, replayed for several step
 copied into the captured tensors, matches the same steps run eagerly, bit for bit (same kernel, same
 split of the state across a cluster, fixed-order sums). Slots change between steps and include -1
 and out-of-range rows; batch 1 exercises the cluster split, batch 64 the unsplit launch, a group of
-12 query heads the multi-pass GQA path. Skipped (cleanly) without torch, a GPU or a CUDA build."""
+12 query heads the multi-pass GQA path. The forward is checked the same way (captured once, replayed
+with new inputs). Skipped (cleanly) without torch, a GPU or a CUDA build."""
 import math
 
 import numpy as np
@@ -124,3 +125,48 @@ def test_graph_replay_matches_eager(rng, case):
         assert torch.equal(S_g[unused], S0[unused]) and torch.equal(z_g[unused], z0[unused]), \
             f"{case}: slots {unused} were never used but changed"
     assert not torch.equal(S_g[used], S0[used]), f"{case}: the used slots did not change"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("deg", [1, 2])
+def test_forward_graph_replay_matches_eager(rng, deg):
+    """The tensor-core forward inside a CUDA graph: the workspace counters' memset, the state kernel and
+    the output kernel launched to overlap it (programmatic dependent launch) capture and replay; the
+    replay equals the eager call bit for bit (no atomics in any sum), for new inputs copied in."""
+    helpers.require_device("cuda")
+    torch = pytest.importorskip("torch")
+    gen = torch.Generator(device="cuda").manual_seed(int(rng.integers(1 << 31)))
+    b, t, hq, h, d = 1, 64 * 9 + 5, 2, 1, 64
+    D = powerret.state_dim(d, deg)
+
+    def inputs():
+        q = torch.randn(b, t, hq, d, device="cuda", generator=gen).to(torch.bfloat16)
+        k = torch.randn(b, t, h, d, device="cuda", generator=gen).to(torch.bfloat16)
+        v = torch.randn(b, t, h, d, device="cuda", generator=gen).to(torch.bfloat16)
+        g = torch.nn.functional.logsigmoid(3 + torch.randn(b, t, h, device="cuda", generator=gen))
+        s0 = (0.1 * torch.randn(b, h, D, d, device="cuda", generator=gen),
+              torch.rand(b, h, D, device="cuda", generator=gen))
+        return q, k, v, g, s0
+
+    def call(x):
+        return powerret.power_retention(x[0], x[1], x[2], x[3], deg=deg, chunk_size=64, initial_state=x[4],
+                                        return_final_state=True)
+
+    static = inputs()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        call(static)  # warm-up outside the capture (kernel attributes, module loading)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        y, (S, z) = call(static)
+    for _ in range(3):
+        fresh = inputs()
+        for dst, src in zip(static[:4] + static[4], fresh[:4] + fresh[4]):
+            dst.copy_(src)
+        graph.replay()
+        want_y, (want_S, want_z) = call(fresh)
+        torch.cuda.synchronize()
+        assert torch.equal(y, want_y)
+        assert torch.equal(S, want_S) and torch.equal(z, want_z)
