@@ -91,7 +91,7 @@ std::optional<powerret::Tensor> to_tensor(const std::optional<A>& a, const char*
 // A Tensor that only describes (shape, dtype name) on `device`, for validation without memory:
 // each gets a distinct, aligned fake address that nothing ever dereferences.
 std::optional<powerret::Tensor> describe(const std::optional<std::pair<std::vector<int64_t>, std::string>>& spec,
-                                         powerret::Device device, int slot) {
+                                         powerret::Device device, int slot, const char* name) {
   if (!spec) return std::nullopt;
   static const std::pair<const char*, powerret::DType> names[] = {
       {"float16", powerret::DType::kFloat16}, {"bfloat16", powerret::DType::kBFloat16},
@@ -101,10 +101,13 @@ std::optional<powerret::Tensor> describe(const std::optional<std::pair<std::vect
   bool known = false;
   for (const auto& [name, dtype] : names)
     if (spec->second == name) t.dtype = dtype, known = true;
-  if (!known) throw nb::type_error(("unsupported dtype " + spec->second).c_str());
+  if (!known)
+    throw nb::type_error((std::string("argument '") + name +
+                          "': expected dtype float16, bfloat16, float32, float64, int32 or uint8, got " + spec->second)
+                             .c_str());
   if (spec->first.size() > static_cast<size_t>(powerret::kMaxRank))
-    throw nb::value_error(("rank " + std::to_string(spec->first.size()) + " exceeds the maximum " +
-                           std::to_string(powerret::kMaxRank))
+    throw nb::value_error((std::string("argument '") + name + "': expected rank <= " +
+                           std::to_string(powerret::kMaxRank) + ", got " + std::to_string(spec->first.size()))
                               .c_str());
   t.ndim = static_cast<int>(spec->first.size());
   int64_t stride = 1;
@@ -252,10 +255,15 @@ NB_MODULE(_core, m) {
       [](Spec q, Spec k, Spec v, Spec log_g, Spec s0, Spec z0, Spec y, Spec s_out, Spec z_out, bool cuda, int device,
          int deg, std::optional<double> scale, bool normalize, int chunk_size) {
         const powerret::Device dev{cuda ? powerret::DeviceType::kCUDA : powerret::DeviceType::kCPU, device};
-        powerret::ForwardParams params{.q = *describe(q, dev, 0), .k = *describe(k, dev, 1), .v = *describe(v, dev, 2),
-                                       .log_g = describe(log_g, dev, 3), .initial_s = describe(s0, dev, 4),
-                                       .initial_z = describe(z0, dev, 5), .y = *describe(y, dev, 6),
-                                       .final_s = describe(s_out, dev, 7), .final_z = describe(z_out, dev, 8),
+        powerret::ForwardParams params{.q = *describe(q, dev, 0, "q"),
+                                       .k = *describe(k, dev, 1, "k"),
+                                       .v = *describe(v, dev, 2, "v"),
+                                       .log_g = describe(log_g, dev, 3, "log_g"),
+                                       .initial_s = describe(s0, dev, 4, "initial_state.S"),
+                                       .initial_z = describe(z0, dev, 5, "initial_state.z"),
+                                       .y = *describe(y, dev, 6, "y"),
+                                       .final_s = describe(s_out, dev, 7, "final_state.S"),
+                                       .final_z = describe(z_out, dev, 8, "final_state.z"),
                                        .deg = deg, .scale = scale, .normalize = normalize, .chunk_size = chunk_size};
         return powerret::forward_workspace_bytes(params);
       },
@@ -267,10 +275,10 @@ NB_MODULE(_core, m) {
       [](Spec q, Spec k, Spec v, Spec log_g, Spec s, Spec z, Spec slots, Spec y, bool cuda, int device, int deg,
          std::optional<double> scale, bool normalize) {
         const powerret::Device dev{cuda ? powerret::DeviceType::kCUDA : powerret::DeviceType::kCPU, device};
-        const powerret::DecodeParams params{.q = *describe(q, dev, 0), .k = *describe(k, dev, 1),
-                                            .v = *describe(v, dev, 2), .log_g = describe(log_g, dev, 3),
-                                            .s = *describe(s, dev, 4), .z = *describe(z, dev, 5),
-                                            .slots = describe(slots, dev, 6), .y = *describe(y, dev, 7),
+        const powerret::DecodeParams params{.q = *describe(q, dev, 0, "q"), .k = *describe(k, dev, 1, "k"),
+                                            .v = *describe(v, dev, 2, "v"), .log_g = describe(log_g, dev, 3, "log_g"),
+                                            .s = *describe(s, dev, 4, "state.S"), .z = *describe(z, dev, 5, "state.z"),
+                                            .slots = describe(slots, dev, 6, "slots"), .y = *describe(y, dev, 7, "y"),
                                             .deg = deg, .scale = scale, .normalize = normalize};
         powerret::check(params);
       },

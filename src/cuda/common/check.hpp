@@ -12,10 +12,13 @@
 
 namespace powerret::cuda {
 
-// Throws Error(kRuntime, "<what>: <CUDA's message>") unless status is cudaSuccess.
+// Throws Error(kRuntime, "<what>: <CUDA's message>") unless status is cudaSuccess. The error is taken
+// off CUDA's last-error slot first, so a later launch check does not report it again under its name.
 inline void check_cuda(cudaError_t status, const char* what) {
-  if (status != cudaSuccess)
+  if (status != cudaSuccess) {
+    (void)cudaGetLastError();
     throw Error(ErrorKind::kRuntime, std::string(what) + ": " + cudaGetErrorString(status));
+  }
 }
 
 // A grid's x extent, or Error(kValue) when the problem needs more blocks than a launch can have.

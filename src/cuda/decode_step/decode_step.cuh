@@ -57,9 +57,7 @@ void launch_decode_kernel(const detail::DecodeProblem& problem, cudaStream_t str
   config.stream = stream;
   config.attrs = split.split > 1 ? &cluster : nullptr;
   config.numAttrs = split.split > 1 ? 1 : 0;
-  const cudaError_t status = cudaLaunchKernelEx(&config, kernel, problem, split);
-  if (status != cudaSuccess) (void)cudaGetLastError();  // reported here, not again by a later launch
-  check_cuda(status, "decode_step");
+  check_cuda(cudaLaunchKernelEx(&config, kernel, problem, split), "decode_step");
 }
 
 // Query heads per pass: the group rounded up to 1, 2, 4 or 8 (larger groups take passes of 8).
