@@ -31,10 +31,9 @@ bench() {  # one verified case, appended to the JSON lines; a wrong kernel exits
 echo "== compare.py"
 extra=""
 [ "$mode" = quick ] && extra="--quick"
-commit=${POWERRET_COMMIT:-$(cat "$out/commit.txt" 2>/dev/null || true)}
 # POWERRET_COMPARE_ARGS adds compare.py flags (e.g. --budget-ms 150); the timeout keeps one device call bounded.
 timeout "${POWERRET_COMPARE_TIMEOUT:-1200}" python3 bench/compare.py --out "$work/compare" $extra \
-  ${commit:+--commit "$commit"} ${POWERRET_COMPARE_ARGS:-}
+  ${POWERRET_COMMIT:+--commit "$POWERRET_COMMIT"} ${POWERRET_COMPARE_ARGS:-}
 rc_compare=$?
 
 

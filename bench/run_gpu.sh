@@ -21,8 +21,9 @@ if compgen -G ".whl/*.whl" > /dev/null; then
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv > "$out/device.txt" 2>&1
 # The device copy of the tree may carry stale git metadata: pass POWERRET_COMMIT=<sha> from the checkout.
-echo "${POWERRET_COMMIT:-$(git rev-parse HEAD 2>/dev/null)}" > "$out/commit.txt"
-cp "$out/commit.txt" "$top/commit.txt"
+# Exported, so bench/gpu_bench.sh records the same commit.
+export POWERRET_COMMIT=${POWERRET_COMMIT:-$(git rev-parse HEAD 2>/dev/null)}
+echo "$POWERRET_COMMIT" > "$out/commit.txt"
 
 echo "== build" | tee "$out/summary.txt"
 start=$(date +%s)

@@ -52,9 +52,11 @@ def main() -> int:
 def decode_paths():
     """decode_step launch paths the loop above misses: no cluster (b h >= the SM count), a group of
     12 query heads (two passes), a state that is only 4-byte aligned (scalar access), skipped slots."""
+    from test_decode_paths import PATHS  # the shapes test_decode_paths checks for correctness
+
     dev, dt = "cuda", torch.bfloat16
-    for b, hq, h, d, e, deg, unaligned in [(40, 4, 4, 32, 64, 2, False), (3, 12, 1, 32, 64, 2, False),
-                                           (2, 4, 2, 64, 128, 2, True)]:
+    for name in ("no_split_1_head", "split16_12_heads_2_passes", "unaligned_state_scalar_path"):
+        b, hq, h, d, e, deg, unaligned = PATHS[name]
         D = powerret.state_dim(d, deg)
         S = torch.randn(b, h, D, e, device=dev)
         if unaligned:

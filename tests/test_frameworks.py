@@ -1,6 +1,9 @@
 """Framework adapters: NumPy, PyTorch (CPU, CUDA), JAX, CuPy. Outputs come back in the caller's
 framework, on its device, in its dtype; the same inputs give the same result everywhere; states
 are interchangeable across frameworks and devices (SPEC §1: one public layout)."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -16,6 +19,15 @@ FW_PARAMS = [pytest.param(n, dev, id=f"{n}-{dev}", marks=[pytest.mark.gpu] if de
 
 def dims(device):
     return (8, 8) if device == "cpu" else (64, 64)
+
+
+def test_torch_imports_after_powerret():
+    """`import powerret`, then `import torch`, in a fresh process: the CUDA build once exported the
+    process-wide libstdc++ symbols it linked in, and torch crashed on import (CMakeLists.txt keeps
+    them inside the module now)."""
+    pytest.importorskip("torch")
+    run = subprocess.run([sys.executable, "-c", "import powerret; import torch"], capture_output=True, timeout=300)
+    assert run.returncode == 0, run.stderr.decode(errors="replace")[-2000:]
 
 
 def test_public_names():

@@ -7,11 +7,8 @@ set -uo pipefail
 top=${1:?usage: bench/diag/forward.sh OUT_DIR [T...]}
 shift
 ts=${*:-4096 65536}
-out="$top/forward"; mkdir -p "$out"
-trap 'tar -C "$top" -czf "$top/forward.tar.gz" forward && rm -rf "$out"' EXIT
-cd "$(dirname "$0")/../.."
-[ -d /tmp/site ] && export PYTHONPATH=/tmp/site
-bin="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/powerret-bench"
+name=forward
+source "$(dirname "$0")/common.sh"
 ref="--b 1 --h 8 --d 64 --dtype bf16 --gated"
 for t in $ts; do
   for c in 64 128 256; do

@@ -1,7 +1,8 @@
-"""Why does retention 1.0.7 time slower in compare.py than issue 3's reference? One call, several clocks.
+"""Why did retention 1.0.7 time slower in compare.py than issue 3's reference? One call, several clocks.
+(The answer, logged in bench/RESULTS.md, changed compare.py's Timer to the "padded" clock in 8ce200a.)
 
-Times the same retention (and SDPA, as a control) calls with:
-  events+flush   compare.py's Timer: L2 flush, then CUDA events around one call, GPU idle before it
+Times the same retention (and SDPA, as a control) calls, and powerret's decode step, with:
+  events+flush   compare.py's Timer before 8ce200a: L2 flush, then CUDA events around one call, GPU idle
   events         the same without the flush
   padded         a GPU sleep queued before the start event, so host launch overhead is hidden: GPU time only
   graph          CUDA-graph replay of one call (GPU time, no Python)

@@ -24,7 +24,6 @@
 #pragma once
 
 #include <algorithm>
-#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -62,7 +61,7 @@ struct StateMmaShared {
   T v[kStateMmaStages][kStateMmaTokens][kLdV];  // [stage][tok][col]
   uint32_t gamma2[2][kMaxChunk / 2];            // [chunk & 1][m] decay(j -> L) of j = 2 m, 2 m + 1, as T pairs
   float decay[2];                               // [chunk & 1] decay(enter -> L)
-  float warp_max[kMmaScaleRows / kMmaTile];
+  float warp_max[kStateMmaWarps<kE>];
 };
 
 template <typename T, int kD, int kE, int kDeg>
