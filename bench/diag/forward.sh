@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Forward kernels on the GPU machine, after bench/run_gpu.sh built and installed powerret:
 #   bench/diag/forward.sh OUT_DIR [T...]     (default T: 4096 65536)
-# Chunk-size sweep at the reference shape (p = 2) and p = 1, then ncu (speed of light, occupancy)
-# of each forward kernel at t = 65536; writes OUT_DIR/forward.tar.gz and prints the summaries.
+# Chunk-size sweep at the reference shape (p = 2) and p = 1, for each forward kernel set
+# (POWERRET_FORWARD_KERNELS: sm80 = the mma.sync kernels, wgmma = the default on sm_90a), then ncu
+# (speed of light, occupancy) of each forward kernel at t = 65536; writes OUT_DIR/forward.tar.gz and
+# prints the summaries. POWERRET_DIAG_NCU=0 skips ncu, POWERRET_DIAG_SASS=0 the per-line profile.
 set -uo pipefail
 top=${1:?usage: bench/diag/forward.sh OUT_DIR [T...]}
 shift
@@ -10,12 +12,18 @@ ts=${*:-4096 65536}
 name=forward
 source "$(dirname "$0")/common.sh"
 ref="--b 1 --h 8 --d 64 --dtype bf16 --gated"
-for t in $ts; do
-  for c in 64 128 256; do
-    echo "p=2 t=$t chunk=$c: $("$bin" --op forward $ref --t "$t" --deg 2 --chunk $c --iters 30 --format csv | tail -1)"
+for kernels in sm80 wgmma; do
+  export POWERRET_FORWARD_KERNELS=$kernels
+  for t in $ts; do
+    for c in 64 128 256; do
+      echo "$kernels p=2 t=$t chunk=$c: $("$bin" --op forward $ref --t "$t" --deg 2 --chunk $c --iters 30 --format csv | tail -1)"
+    done
+    echo "$kernels p=1 t=$t: $("$bin" --op forward $ref --t "$t" --deg 1 --iters 30 --format csv | tail -1)"
+    echo "$kernels p=2 d=128 t=$t: $("$bin" --op forward --b 1 --h 8 --d 128 --dtype bf16 --gated --t "$t" --deg 2 --iters 10 --format csv | tail -1)"
   done
-  echo "p=1 t=$t: $("$bin" --op forward $ref --t "$t" --deg 1 --iters 30 --format csv | tail -1)"
 done 2>&1 | tee "$out/sweep.txt"
+unset POWERRET_FORWARD_KERNELS
+[ "${POWERRET_DIAG_NCU:-1}" = 1 ] || exit 0
 for p in 2 1; do
   timeout 200 ncu --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
     -k regex:chunk -c 2 "$bin" --op forward $ref --t 65536 --deg $p --iters 1 --warmup 0 > "$out/ncu-p$p.txt" 2>&1

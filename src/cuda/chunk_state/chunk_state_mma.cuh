@@ -29,7 +29,9 @@
 #include <type_traits>
 
 #include "cuda/chunk_state/chunk_state_mma.hpp"
+#include "cuda/chunk_state/chunk_state_wgmma.cuh"
 #include "cuda/common/check.hpp"
+#include "cuda/common/device_info.hpp"
 #include "cuda/common/dtype.cuh"
 #include "cuda/common/gates.cuh"
 #include "cuda/common/limits.hpp"
@@ -366,6 +368,10 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
 template <typename T, int kD, int kE, int kDeg>
 void launch_chunk_state_mma(const detail::ForwardProblem& problem, const MmaWorkspace& workspace,
                             cudaStream_t stream) {
+  if (use_wgmma(problem.device)) {  // sm_90a: the same recurrence on warpgroup MMAs
+    launch_chunk_state_wgmma<T, kD, kE, kDeg>(problem, workspace, stream);
+    return;
+  }
   using Rows = PaddedRows<kD, kDeg>;
   constexpr int kRowsPerCta = kStateMmaRowWarps<kE> * kStateMmaTilesPerWarp<kE> * kMmaTile;
   static_assert(kRowsPerCta == kMmaScaleRows, "one fp16 scale per block and chunk");

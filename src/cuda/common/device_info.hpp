@@ -1,6 +1,10 @@
 // device_info: facts about a device the launchers need, queried once per device and cached. Host only;
 // no device synchronisation, no stream work: safe while a stream is being captured into a CUDA graph.
 //   sm_count(device)                     == torch.cuda.get_device_properties(device).multi_processor_count
+//   compute_major(device)                == torch.cuda.get_device_properties(device).major
+//   use_wgmma(device)                    the forward's sm_90a (wgmma) kernels run: a 9.x device, a build
+//                                        for sm_90a, and POWERRET_FORWARD_KERNELS is not "sm80" (a
+//                                        diagnostic switch to the mma.sync kernels, read once)
 //   ClusterLimit::get(kernel, device, n) the largest thread-block cluster (16 or 8 CTAs of n threads)
 //                                        that `kernel` can launch with on `device`
 #pragma once
@@ -9,6 +13,8 @@
 
 #include <array>
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 
 #include "cuda/common/check.hpp"
 
@@ -18,19 +24,42 @@ inline constexpr int kCachedDevices = 64;       // device ordinals with a cache 
 inline constexpr int kPortableClusterSize = 8;  // any sm_90 kernel may launch clusters of up to 8 CTAs
 inline constexpr int kMaxClusterSize = 16;      // with cudaFuncAttributeNonPortableClusterSizeAllowed
 
-// Streaming multiprocessors of `device` (the current device of the calling launcher).
-inline int sm_count(int device) {
+// A device attribute of `device`, cached per (attribute slot, device): attributes never change.
+template <cudaDeviceAttr kAttr>
+inline int device_attribute(int device, const char* what) {
   static std::array<std::atomic<int>, kCachedDevices> cache{};
   const bool cached = device >= 0 && device < kCachedDevices;
   if (cached) {
     const int known = cache[device].load(std::memory_order_relaxed);
     if (known > 0) return known;
   }
-  int count = 0;
-  check_cuda(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device),
-             "cudaDeviceGetAttribute(cudaDevAttrMultiProcessorCount)");
-  if (cached) cache[device].store(count, std::memory_order_relaxed);
-  return count;
+  int value = 0;
+  check_cuda(cudaDeviceGetAttribute(&value, kAttr, device), what);
+  if (cached) cache[device].store(value, std::memory_order_relaxed);
+  return value;
+}
+
+// Streaming multiprocessors of `device` (the current device of the calling launcher).
+inline int sm_count(int device) {
+  return device_attribute<cudaDevAttrMultiProcessorCount>(device, "cudaDeviceGetAttribute(cudaDevAttrMultiProcessorCount)");
+}
+
+inline int compute_major(int device) {
+  return device_attribute<cudaDevAttrComputeCapabilityMajor>(device,
+                                                            "cudaDeviceGetAttribute(cudaDevAttrComputeCapabilityMajor)");
+}
+
+inline bool use_wgmma(int device) {
+#if defined(POWERRET_WGMMA)
+  static const bool allowed = [] {
+    const char* pick = std::getenv("POWERRET_FORWARD_KERNELS");
+    return pick == nullptr || std::strcmp(pick, "sm80") != 0;
+  }();
+  return allowed && compute_major(device) == 9;
+#else
+  (void)device;
+  return false;
+#endif
 }
 
 // One per kernel (a static of its launcher): 16 where the device can co-schedule a 16-CTA cluster of

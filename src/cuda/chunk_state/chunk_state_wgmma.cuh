@@ -1,0 +1,388 @@
+// chunk_state_wgmma: chunk_state_mma's recurrence (see chunk_state_mma.cuh for the math and the
+// workspace it writes) on sm_90a warpgroup MMAs. Same grid, same 128 padded rows per block, same
+// entering states, ready counters and final state: chunk_output_mma reads either kernel's output.
+//
+// Block = one consumer warpgroup (warps 0-3) + one producer warp (warp 4), 160 threads.
+//   The warpgroup owns the block's 128 rows as two m64 tiles; warp w of tile T holds m-tile
+//   8 cta + 4 T + w (rows (i, 16 jb + r)) and, per 16-token k-step, forms its A fragment exactly as
+//   chunk_state_mma does (ldmatrix.trans of sK times the lane's gamma_tok k_tok[i] pairs). One
+//   wgmma m64 x e x k16 per tile and step takes B = V straight from shared memory (N-major, swizzled),
+//   one m64 x 8 x k16 against a tile of ones accumulates z. A fragments rotate through two register
+//   sets: step s + 2 overwrites the set of step s after wait<1> (step s + 1 may still run), so the
+//   A work of one step overlaps the MMAs of the previous one.
+//   The producer warp streams K and V tiles of 64 tokens through a ring of 4 stages (cp.async, two
+//   tiles ahead: the stage it refills held tile q - 2, whose MMAs the warpgroup finished during tile
+//   q - 1) and scans chunk n + 1's gates while the warpgroup works on chunk n.
+//   One block barrier per tile (named barrier 0, all 160 threads). At a chunk start the warpgroup waits
+//   for its MMAs, writes S_enter[n] and z, scales u by decay_chunk, and thread 0 signals the chunk's
+//   ready counter after the next tile's barrier.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "cuda/chunk_state/chunk_state_mma.hpp"
+#include "cuda/common/check.hpp"
+#include "cuda/common/dtype.cuh"
+#include "cuda/common/gates.cuh"
+#include "cuda/common/limits.hpp"
+#include "cuda/common/mma.cuh"
+#include "cuda/common/overlap.cuh"
+#include "cuda/common/padded_rows.cuh"
+#include "cuda/common/wgmma.cuh"
+
+namespace powerret::cuda {
+
+inline constexpr int kStateWgStages = 4;                               // ring of 64-token tiles
+inline constexpr int kStateWgLoadAhead = 2;                            // tiles in flight ahead of use
+inline constexpr int kStateWgConsumers = 4;                            // warps of the warpgroup
+inline constexpr int kStateWgThreads = (kStateWgConsumers + 1) * kWarpSize;  // + the producer warp
+inline constexpr int kStateWgM = 64;                                   // rows per wgmma
+inline constexpr int kStateWgMTiles = kMmaScaleRows / kStateWgM;       // m64 tiles per block (2)
+
+template <typename T, int kD, int kE>
+struct StateWgShared {
+  static constexpr int kLdK = kD + 8;  // 16-byte row shift: conflict-free ldmatrix
+  static constexpr int kVBytes = kStateMmaTokens * kE * 2;
+  alignas(1024) unsigned char v[kStateWgStages][kVBytes];  // [stage] swizzled (e, tok) tiles: wgmma's B
+  T k[kStateWgStages][kStateMmaTokens][kLdK];                // [stage][tok][kk]
+  alignas(16) T ones[8 * 16];                                // B of the z column: 8 x 16, all 1
+  uint32_t gamma2[2][kMaxChunk / 2];                         // [chunk & 1][m] gamma of tokens 2 m, 2 m + 1 (T pairs)
+  float decay[2];                                            // [chunk & 1] decay(enter -> L)
+  float warp_max[kStateWgConsumers];
+};
+
+// Barrier ids: 0 = the whole block once per tile, 1 = the warpgroup alone (fp16 scale, the end).
+__device__ __forceinline__ void bar_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+template <typename T, int kD, int kE, int kDeg>
+__global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
+    chunk_state_wgmma_kernel(detail::ForwardProblem problem, MmaWorkspace workspace) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using Rows = PaddedRows<kD, kDeg>;
+  using Shared = StateWgShared<T, kD, kE>;
+  constexpr int kNt = kE / 8;               // 8-column blocks of the accumulators
+  constexpr int kTt = kStateMmaTokens;      // tokens per tile
+  constexpr int kMt = kStateWgMTiles;       // m-tiles per warp (one per m64 tile)
+  constexpr int kCtas = (Rows::kRows + kMmaScaleRows - 1) / kMmaScaleRows;
+  constexpr int kScaleTiles = kCtas;
+  constexpr bool kScaled = std::is_same_v<T, __half>;
+  constexpr auto kMajorV = wg::GMMA::Major::MN, kMajorOnes = wg::GMMA::Major::K;
+  extern __shared__ unsigned char smem_raw[];
+  Shared& sm = *reinterpret_cast<Shared*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
+  allow_dependents();  // chunk_output_mma may start: it waits on workspace.ready per chunk
+
+  // warp through a shuffle: ptxas then knows it is warp-uniform (else it serialises every wgmma)
+  const int warp = __shfl_sync(0xffffffffu, static_cast<int>(threadIdx.x / kWarpSize), 0);
+  const int lane = threadIdx.x % kWarpSize;
+  const bool producer = warp == kStateWgConsumers;
+  const int g = lane / 4, tq = lane % 4;
+  const int64_t bh = blockIdx.x / kCtas;
+  const int cta = blockIdx.x % kCtas;
+  const int64_t h = problem.h, t = problem.t, n_chunks = problem.n_chunks;
+  const int64_t b = bh / h, hk = bh % h;
+  const int c = problem.chunk;
+  const int64_t n_tiles = (t + kTt - 1) / kTt;
+
+  // This warp's m-tiles: T-th is 8 cta + 4 T + warp, (i, jb); rows past P (deg 1, d = 32) compute
+  // on tile 0's operands and are never written.
+  bool active[kMt];
+  int i_row[kMt], jb[kMt];
+#pragma unroll
+  for (int mt = 0; mt < kMt; ++mt) {
+    const int tile = cta * (kMmaScaleRows / kMmaTile) + mt * kStateWgConsumers + warp;
+    active[mt] = !producer && tile < Rows::kTiles;
+    Rows::decode(active[mt] ? tile : 0, i_row[mt], jb[mt]);
+  }
+  auto prow = [&](int mt) {
+    return static_cast<int64_t>(cta * (kMmaScaleRows / kMmaTile) + mt * kStateWgConsumers + warp) * kMmaTile + g;
+  };
+
+  const T* mK = static_cast<const T*>(problem.k);  // [b, t, h, d]
+  const T* mV = static_cast<const T*>(problem.v);  // [b, t, h, e]
+  const float* mLg = problem.log_g != nullptr ? problem.log_g + b * t * h + hk : nullptr;
+
+  // ---- accumulators: u (acc) and z (accz, every column the same), from the initial state or 0 ---------
+  float acc[kMt][kE / 2];
+  float accz[kMt][4];
+  {  // every thread defines every accumulator without branching (ptxas serialises the wgmmas otherwise)
+    const bool load = problem.s0 != nullptr;
+    const float* gS0 = problem.s0 + bh * problem.D * kE;
+    const float* gZ0 = problem.z0 + bh * problem.D;
+#pragma unroll
+    for (int mt = 0; mt < kMt; ++mt) {
+      const bool on = load && active[mt];
+      const int j_lo = jb[mt] * kMmaTile + g, j_hi = j_lo + 8;
+      const int64_t r_lo = on ? Rows::public_row(i_row[mt], j_lo) : 0, r_hi = on ? Rows::public_row(i_row[mt], j_hi) : 0;
+      const float inv_lo = 1.f / Rows::phi_weight(i_row[mt], j_lo), inv_hi = 1.f / Rows::phi_weight(i_row[mt], j_hi);
+#pragma unroll
+      for (int nt = 0; nt < kNt; ++nt) {
+        const int col = nt * 8 + 2 * tq;
+        acc[mt][4 * nt + 0] = on ? gS0[r_lo * kE + col] * inv_lo : 0.f;
+        acc[mt][4 * nt + 1] = on ? gS0[r_lo * kE + col + 1] * inv_lo : 0.f;
+        acc[mt][4 * nt + 2] = on ? gS0[r_hi * kE + col] * inv_hi : 0.f;
+        acc[mt][4 * nt + 3] = on ? gS0[r_hi * kE + col + 1] * inv_hi : 0.f;
+      }
+      const float z_lo = on ? gZ0[r_lo] * inv_lo : 0.f, z_hi = on ? gZ0[r_hi] * inv_hi : 0.f;
+      accz[mt][0] = accz[mt][1] = z_lo;
+      accz[mt][2] = accz[mt][3] = z_hi;
+    }
+  }
+
+  // ---- producer: tile q of k and v into stage st (zeros past t); the lane copies 16-byte pieces --------
+  constexpr int kKPieces = kD / 8, kVPieces = kE / 8;
+  static_assert((kTt * kKPieces) % kWarpSize == 0 && (kTt * kVPieces) % kWarpSize == 0, "whole passes");
+  const int64_t tok_stride_k = h * kD, tok_stride_v = h * kE;
+  const T* gK0 = mK + (b * t * h + hk) * kD;
+  const T* gV0 = mV + (b * t * h + hk) * kE;
+  auto load_tile = [&](int64_t q, int st) {
+    const int64_t tok0 = q * kTt;
+#pragma unroll 4
+    for (int x = lane; x < kTt * kKPieces; x += kWarpSize) {
+      const int row = x / kKPieces, piece = x % kKPieces;
+      const bool valid = tok0 + row < t;
+      cp_async_16(&sm.k[st][row][piece * 8], gK0 + (valid ? (tok0 + row) * tok_stride_k : 0) + piece * 8, valid);
+    }
+#pragma unroll 4
+    for (int x = lane; x < kTt * kVPieces; x += kWarpSize) {
+      const int row = x / kVPieces, piece = x % kVPieces;
+      const bool valid = tok0 + row < t;
+      cp_async_16(sm.v[st] + wg::sw_offset<kE>(piece * 8, row),
+                  gV0 + (valid ? (tok0 + row) * tok_stride_v : 0) + piece * 8, valid);
+    }
+  };
+
+  // ---- producer: gates of chunk n (from log gates loaded earlier into lg) into slot n & 1 --------------
+  float lg[kGateRegs];
+  auto load_gates = [&](int64_t n) {
+    if (n < n_chunks) {
+      const int len = static_cast<int>(std::min<int64_t>(c, t - n * c));
+      load_chunk_gates(mLg != nullptr ? mLg + n * c * h : nullptr, h, len, lg);
+    }
+  };
+  auto scan_into = [&](int64_t n) {
+    const int len = static_cast<int>(std::min<int64_t>(c, t - n * c));
+    float gs[kGateRegs], g_last;
+    int rs[kGateRegs], r_last;
+    scan_gates(lg, gs, rs, g_last, r_last);
+    auto gamma = [&](int s) {
+      const int j = kGateRegs * lane + s;
+      return j < len && r_last <= j ? expf(g_last - gs[s]) : 0.f;
+    };
+#pragma unroll
+    for (int s = 0; s < kGateRegs; s += 2)
+      if (kGateRegs * lane + s < c) sm.gamma2[n & 1][(kGateRegs * lane + s) / 2] = pack2<T>(gamma(s), gamma(s + 1));
+    if (lane == 0) sm.decay[n & 1] = r_last == -1 ? expf(g_last) : 0.f;
+  };
+
+  // ---- consumers: S_enter[n] = pad_weight * u (x 2^-s for fp16) and z into the workspace -----------------
+  auto write_entering = [&](int64_t n) {
+    const int64_t slot = bh * n_chunks + n;
+    int shift = 0;
+    if constexpr (kScaled) {
+      float m = 0.f;  // max |W| over the block's rows (NaN / Inf: no scaling, they propagate)
+#pragma unroll
+      for (int mt = 0; mt < kMt; ++mt) {
+        if (!active[mt]) continue;
+        const float pw = Rows::pad_weight(i_row[mt], jb[mt]);
+#pragma unroll
+        for (int x = 0; x < kE / 2; ++x) m = fmaxf(m, fabsf(acc[mt][x]) * pw);
+#pragma unroll
+        for (int x = 0; x < 4; ++x) m = fmaxf(m, fabsf(accz[mt][x]) * pw);
+      }
+#pragma unroll
+      for (int offset = 16; offset > 0; offset /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
+      if (lane == 0) sm.warp_max[warp] = m;
+      bar_sync(1, kStateWgConsumers * kWarpSize);
+      float block_max = 0.f;
+      bool finite = true;
+#pragma unroll
+      for (int w = 0; w < kStateWgConsumers; ++w) {
+        block_max = fmaxf(block_max, sm.warp_max[w]);
+        finite &= isfinite(sm.warp_max[w]);
+      }
+      shift = finite && block_max > 0.f ? ilogbf(block_max) - 14 : 0;  // |W| 2^-shift < 2^15
+      if (threadIdx.x == 0) workspace.scales[slot * kScaleTiles + cta] = shift;
+      bar_sync(1, kStateWgConsumers * kWarpSize);  // warp_max is rewritten at the next chunk
+    }
+#pragma unroll
+    for (int mt = 0; mt < kMt; ++mt) {
+      if (!active[mt]) continue;
+      const float pw = Rows::pad_weight(i_row[mt], jb[mt]);
+      const float f = kScaled ? ldexpf(pw, -shift) : pw;
+      T* gW = static_cast<T*>(workspace.states) + (slot * Rows::kRows + prow(mt)) * kE;
+#pragma unroll
+      for (int nt = 0; nt < kNt; ++nt) {
+        const int col = nt * 8 + 2 * tq;
+        *reinterpret_cast<uint32_t*>(gW + col) = pack2<T>(f * acc[mt][4 * nt], f * acc[mt][4 * nt + 1]);
+        *reinterpret_cast<uint32_t*>(gW + 8 * kE + col) = pack2<T>(f * acc[mt][4 * nt + 2], f * acc[mt][4 * nt + 3]);
+      }
+      if (tq == 0) {
+        T* gZ = static_cast<T*>(workspace.zs) + slot * Rows::kRows + prow(mt);
+        gZ[0] = from_float<T>(f * accz[mt][0]);
+        gZ[8] = from_float<T>(f * accz[mt][2]);
+      }
+    }
+  };
+
+  // ---- prologue -------------------------------------------------------------------------------------------
+  if (producer) {
+#pragma unroll
+    for (int q = 0; q < kStateWgLoadAhead; ++q) {
+      if (q < n_tiles) load_tile(q, q);
+      cp_async_commit();
+    }
+    load_gates(0);
+    scan_into(0);
+    load_gates(1);
+  } else {
+    for (int x = threadIdx.x; x < 8 * 16; x += kStateWgConsumers * kWarpSize) sm.ones[x] = from_float<T>(1.f);
+  }
+  // descriptors of stage 0, k-step 0; stage st, step s: + (st kVBytes + s 16 e 2) / 16
+  const uint64_t desc_v0 = wg::mn_desc<T, kE>(sm.v[0]);
+  const uint64_t desc_ones = wg::k8_desc<T>(sm.ones);
+
+  uint32_t a[2][kMt][4];  // A fragments of the last two k-steps (one in flight while the next is formed)
+  int st = 0, pos0 = 0;
+  int64_t n = 0, written = -1;
+  for (int64_t q = 0; q < n_tiles; ++q) {
+    if (producer) cp_async_wait<kStateWgLoadAhead - 1>();  // tile q landed (this lane's pieces)
+    bar_sync(0, kStateWgThreads);  // tile q and its chunk's gates visible; stage (q + 2) % 4 free
+    if (producer) {
+      if (q + kStateWgLoadAhead < n_tiles) load_tile(q + kStateWgLoadAhead, (st + kStateWgLoadAhead) % kStateWgStages);
+      cp_async_commit();
+      if (pos0 == 0 && n + 1 < n_chunks) {  // slot (n + 1) & 1 was last read in chunk n - 1
+        scan_into(n + 1);
+        load_gates(n + 2);
+      }
+    } else {
+      if (written >= 0 && threadIdx.x == 0) signal_ready(workspace.ready + bh * n_chunks + written);
+      written = -1;
+      if (pos0 == 0) {  // ---- chunk n starts: S_enter[n], then u *= decay -------------------------------
+        wg::wait<0>();
+#pragma unroll
+        for (int mt = 0; mt < kMt; ++mt) {
+#pragma unroll
+          for (int x = 0; x < kE / 2; ++x) wg::keep(acc[mt][x]);
+#pragma unroll
+          for (int x = 0; x < 4; ++x) wg::keep(accz[mt][x]);
+        }
+        if (n > 0 || problem.s0 != nullptr) {
+          write_entering(n);
+          written = n;
+        }
+        const float decay = sm.decay[n & 1];
+#pragma unroll
+        for (int mt = 0; mt < kMt; ++mt) {
+#pragma unroll
+          for (int x = 0; x < kE / 2; ++x) acc[mt][x] *= decay;
+#pragma unroll
+          for (int x = 0; x < 4; ++x) accz[mt][x] *= decay;
+        }
+      }
+
+      const uint32_t* gamma2 = sm.gamma2[n & 1] + pos0 / 2;
+      const uint64_t desc_st = desc_v0 + static_cast<uint64_t>(st * (Shared::kVBytes / 16));
+#pragma unroll
+      for (int s = 0; s < kTt / kMmaTile; ++s) {
+        const int k0 = s * kMmaTile;
+        uint32_t(&as)[kMt][4] = a[s & 1];
+        wg::wait<1>();  // the MMAs of two steps ago, which read `as`, are done
+#pragma unroll
+        for (int mt = 0; mt < kMt; ++mt)
+#pragma unroll
+          for (int x = 0; x < 4; ++x) wg::keep(as[mt][x]);
+        const uint32_t gm_lo = gamma2[(k0 + 2 * tq) / 2];
+        const uint32_t gm_hi = gamma2[(k0 + 8 + 2 * tq) / 2];
+#pragma unroll
+        for (int mt = 0; mt < kMt; ++mt) {
+          ldmatrix_x4_trans(as[mt], &sm.k[st][k0 + (lane & 7) + ((lane >> 4) << 3)][jb[mt] * kMmaTile + (((lane >> 3) & 1) << 3)]);
+          uint32_t s_lo = gm_lo, s_hi = gm_hi;
+          if constexpr (kDeg == 2) {  // (k_tok[i], k_tok+1[i]) as a T pair, times the gamma pair
+            auto bits = [&](int tok) { return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&sm.k[st][tok][i_row[mt]])); };
+            s_lo = mul2<T>(bits(k0 + 2 * tq) | (bits(k0 + 2 * tq + 1) << 16), gm_lo);
+            s_hi = mul2<T>(bits(k0 + 8 + 2 * tq) | (bits(k0 + 9 + 2 * tq) << 16), gm_hi);
+          }
+          as[mt][0] = mul2<T>(as[mt][0], s_lo);
+          as[mt][1] = mul2<T>(as[mt][1], s_lo);
+          as[mt][2] = mul2<T>(as[mt][2], s_hi);
+          as[mt][3] = mul2<T>(as[mt][3], s_hi);
+        }
+        wg::fence();
+        const uint64_t desc = desc_st + static_cast<uint64_t>(s * (kMmaTile * kE * 2 / 16));
+#pragma unroll
+        for (int mt = 0; mt < kMt; ++mt) {
+          wg::mma_rs<T, kE, kMajorV>(acc[mt], as[mt], desc);
+          wg::mma_rs<T, 8, kMajorOnes>(accz[mt], as[mt], desc_ones);
+        }
+        wg::commit();
+      }
+    }
+    st = st + 1 == kStateWgStages ? 0 : st + 1;
+    pos0 += kTt;
+    if (pos0 == c) {
+      pos0 = 0;
+      ++n;
+    }
+  }
+  if (producer) {
+    cp_async_wait<0>();
+    return;
+  }
+  wg::wait<0>();
+#pragma unroll
+  for (int mt = 0; mt < kMt; ++mt) {
+#pragma unroll
+    for (int x = 0; x < kE / 2; ++x) wg::keep(acc[mt][x]);
+#pragma unroll
+    for (int x = 0; x < 4; ++x) wg::keep(accz[mt][x]);
+  }
+  if (written >= 0) {  // the last tile started a chunk
+    bar_sync(1, kStateWgConsumers * kWarpSize);
+    if (threadIdx.x == 0) signal_ready(workspace.ready + bh * n_chunks + written);
+  }
+
+  // ---- the final state S = w u, z = w z_u (fp32, public rows i <= j) -----------------------------------
+  if (problem.s_out != nullptr) {
+    float* gS = problem.s_out + bh * problem.D * kE;
+    float* gZ = problem.z_out + bh * problem.D;
+#pragma unroll
+    for (int mt = 0; mt < kMt; ++mt) {
+      if (!active[mt]) continue;
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int j = jb[mt] * kMmaTile + g + 8 * half;
+        if (kDeg == 2 && j < i_row[mt]) continue;  // the mirrored row (j, i) writes it
+        const int64_t r = Rows::public_row(i_row[mt], j);
+        const float w = Rows::phi_weight(i_row[mt], j);
+#pragma unroll
+        for (int nt = 0; nt < kNt; ++nt) {
+          const int col = nt * 8 + 2 * tq;
+          gS[r * kE + col] = w * acc[mt][4 * nt + 2 * half];
+          gS[r * kE + col + 1] = w * acc[mt][4 * nt + 2 * half + 1];
+        }
+        if (tq == 0) gZ[r] = w * accz[mt][2 * half];
+      }
+    }
+  }
+#endif
+}
+
+template <typename T, int kD, int kE, int kDeg>
+void launch_chunk_state_wgmma(const detail::ForwardProblem& problem, const MmaWorkspace& workspace,
+                              cudaStream_t stream) {
+  using Rows = PaddedRows<kD, kDeg>;
+  constexpr int kCtas = (Rows::kRows + kMmaScaleRows - 1) / kMmaScaleRows;
+  constexpr int kSmem = static_cast<int>(sizeof(StateWgShared<T, kD, kE>)) + 1024;  // + alignment slack
+  const auto kernel = chunk_state_wgmma_kernel<T, kD, kE, kDeg>;
+  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem), "chunk_state_wgmma");
+  const dim3 grid(grid_x(problem.b * problem.h * kCtas, "chunk_state_wgmma"));
+  kernel<<<grid, kStateWgThreads, kSmem, stream>>>(problem, workspace);
+  POWERRET_CUDA_CHECK_LAUNCH("chunk_state_wgmma");
+}
+
+}  // namespace powerret::cuda

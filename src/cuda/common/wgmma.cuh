@@ -1,0 +1,110 @@
+// wgmma: the sm_90a warpgroup tensor-core pieces of the forward, over CuTe's GMMA atoms and layouts.
+//   mma_rs<T, N, MajorB>(acc, a, desc)   acc (64 x N, fp32) += A (64 x 16, registers) B (16 x N, shared)
+//                                        == acc += A.float() @ B.float(), issued asynchronously
+//   fence() / commit() / wait<n>()       wgmma.fence, commit the issued batch, wait until <= n batches
+//                                        are in flight (cute::warpgroup_arrive / _commit_batch / _wait)
+//   keep(x)                              an empty asm that reads and rewrites x: after wait<n>, it keeps a
+//                                        register that an in-flight wgmma reads or writes from being moved
+//                                        or reused before that point (cute::warpgroup_fence_operand)
+//   sw_offset<kRowBytes>(n, k)           byte offset of element (n, k) of a 16-bit B tile stored N-major
+//                                        ("MN-major") with the 128-byte (N >= 64) or 64-byte (N = 32) swizzle,
+//                                        atoms tiled N first: CuTe's tile_to_shape(Layout_MN_SW{128,64}_Atom)
+// Register layouts (checked on the H100 by bench/diag/wgmma_check.cu, 2026-11-24): warp w of the
+// warpgroup holds rows 16 w .. 16 w + 15 of A and of acc, A in the mma.sync m16n8k16 A-fragment order
+// of each k16 step, acc in the m16n8 accumulator order of each 8-column block (cuda/common/mma.cuh).
+// Everything here needs sm_90a; the launchers pick these kernels only on such devices and builds.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#include <cute/arch/mma_sm90_desc.hpp>
+#include <cute/arch/mma_sm90_gmma.hpp>
+#include <cute/atom/mma_traits_sm90_gmma.hpp>
+
+namespace powerret::cuda::wg {
+
+namespace GMMA = cute::SM90::GMMA;
+
+__device__ __forceinline__ void fence() { cute::warpgroup_arrive(); }
+__device__ __forceinline__ void commit() { cute::warpgroup_commit_batch(); }
+template <int kInFlight>
+__device__ __forceinline__ void wait() {
+  cute::warpgroup_wait<kInFlight>();
+}
+__device__ __forceinline__ void keep(float& x) { asm volatile("" : "+f"(x)::"memory"); }
+__device__ __forceinline__ void keep(uint32_t& x) { asm volatile("" : "+r"(x)::"memory"); }
+
+namespace detail {
+template <typename T, int kN, GMMA::Major kB>
+struct RsOp;
+#define POWERRET_WGMMA_RS(N)                                                        \
+  template <GMMA::Major kB>                                                         \
+  struct RsOp<__nv_bfloat16, N, kB> {                                               \
+    using type = GMMA::MMA_64x##N##x16_F32BF16BF16_RS<GMMA::Major::K, kB>;          \
+  };                                                                                \
+  template <GMMA::Major kB>                                                         \
+  struct RsOp<__half, N, kB> {                                                      \
+    using type = GMMA::MMA_64x##N##x16_F32F16F16_RS<GMMA::Major::K, kB>;            \
+  };
+POWERRET_WGMMA_RS(8)
+POWERRET_WGMMA_RS(32)
+POWERRET_WGMMA_RS(64)
+POWERRET_WGMMA_RS(128)
+#undef POWERRET_WGMMA_RS
+
+template <typename Op, int kN, std::size_t... I>
+__device__ __forceinline__ void rs(float (&acc)[kN / 2], const uint32_t (&a)[4], uint64_t desc,
+                                   std::index_sequence<I...>) {
+  Op::fma(a[0], a[1], a[2], a[3], desc, acc[I]...);
+}
+}  // namespace detail
+
+// acc (this thread's kN / 2 values of the 64 x kN tile) += A (a: this thread's 8 values of 64 x 16) B
+template <typename T, int kN, GMMA::Major kB>
+__device__ __forceinline__ void mma_rs(float (&acc)[kN / 2], const uint32_t (&a)[4], uint64_t desc) {
+  detail::rs<typename detail::RsOp<T, kN, kB>::type, kN>(acc, a, desc, std::make_index_sequence<kN / 2>{});
+}
+
+// Shared-memory layout of a 16-bit B operand of kN columns, N-major: the CuTe atom that holds one k row
+// of up to 64 columns in one 128-byte line (kN = 32: 64-byte lines).
+template <typename T, int kN>
+using MnAtom = std::conditional_t<kN >= 64, GMMA::Layout_MN_SW128_Atom<T>, GMMA::Layout_MN_SW64_Atom<T>>;
+
+// Byte offset of (n, k) in tile_to_shape(MnAtom<T, kN>, (kN, K)) (16-bit T; the tile 1024-byte aligned):
+// atoms of (line = kRowBytes, 8 k rows), N-atoms first, then the swizzle of the 16-byte piece by k % 8.
+template <int kN>
+__device__ __forceinline__ uint32_t sw_offset(int n, int k) {
+  constexpr int kLine = kN >= 64 ? 128 : 64;  // bytes of one k row inside an atom
+  constexpr int kAtomN = kLine / 2;           // columns per atom
+  constexpr int kNAtoms = kN / kAtomN;
+  constexpr uint32_t kMask = kLine == 128 ? 7u : 3u;
+  const uint32_t atom = static_cast<uint32_t>((k / 8) * kNAtoms + n / kAtomN) * (kLine * 8);
+  const uint32_t in_atom = static_cast<uint32_t>((k % 8) * kLine + (n % kAtomN) * 2);
+  return atom + (in_atom ^ (((in_atom >> 7) & kMask) << 4));
+}
+
+// Descriptor of the (kN x 16) k-slice at `base` (1024-byte aligned for the 128-byte swizzle) of such a tile;
+// slice s of a K-long tile starts 16 kN * 2 * s bytes further (add that / 16 to the descriptor).
+template <typename T, int kN>
+__device__ __forceinline__ uint64_t mn_desc(const void* base) {
+  using namespace cute;
+  auto layout = tile_to_shape(MnAtom<T, kN>{}, Shape<Int<kN>, _16>{});
+  auto tensor = make_tensor(make_smem_ptr(static_cast<const T*>(base)), layout);
+  return GMMA::make_gmma_desc<GMMA::Major::MN>(tensor).desc_;
+}
+
+// Descriptor of an 8 x 16 K-major, unswizzled B (256 bytes at `base`, 16-byte aligned).
+template <typename T>
+__device__ __forceinline__ uint64_t k8_desc(const void* base) {
+  using namespace cute;
+  auto layout = tile_to_shape(GMMA::Layout_K_INTER_Atom<T>{}, Shape<_8, _16>{});
+  auto tensor = make_tensor(make_smem_ptr(static_cast<const T*>(base)), layout);
+  return GMMA::make_gmma_desc<GMMA::Major::K>(tensor).desc_;
+}
+
+}  // namespace powerret::cuda::wg
