@@ -2,7 +2,7 @@
 // workspace it writes) on sm_90a warpgroup MMAs. Same grid, same 128 padded rows per block, same
 // entering states, ready counters and final state: chunk_output_mma reads either kernel's output.
 //
-// Block = one consumer warpgroup (warps 0-3) + one producer warp (warp 4), 160 threads.
+// Block = one consumer warpgroup (warps 0-3) + one gate warp (warp 4, `producer`), 160 threads.
 //   The warpgroup owns the block's 128 rows as two m64 tiles; warp w of tile T holds m-tile
 //   8 cta + 4 T + w (rows (i, 16 jb + r)) and, per 16-token k-step, forms its A fragment exactly as
 //   chunk_state_mma does (ldmatrix.trans of sK times the lane's gamma_tok k_tok[i] pairs). One
@@ -10,9 +10,11 @@
 //   one m64 x 8 x k16 against a tile of ones accumulates z. A fragments rotate through two register
 //   sets: step s + 2 overwrites the set of step s after wait<1> (step s + 1 may still run), so the
 //   A work of one step overlaps the MMAs of the previous one.
-//   The producer warp streams K and V tiles of 64 tokens through a ring of 4 stages (cp.async, two
-//   tiles ahead: the stage it refills held tile q - 2, whose MMAs the warpgroup finished during tile
-//   q - 1) and scans chunk n + 1's gates while the warpgroup works on chunk n.
+//   K and V tiles of 64 tokens stream through a ring of 4 stages (cp.async by the warpgroup's threads,
+//   fixed pieces each, two tiles ahead: the stage refilled at tile q held tile q - 2, whose MMAs the
+//   warpgroup finished during tile q - 1). The gate warp scans chunk n + 1's gates while the warpgroup
+//   works on chunk n. (One warp issuing every copy, 32 per lane and tile, was the bottleneck: ~2250
+//   clocks per tile on the H100.)
 //   One block barrier per tile (named barrier 0, all 160 threads). At a chunk start the warpgroup waits
 //   for its MMAs, writes S_enter[n] and z, scales u by decay_chunk, and thread 0 signals the chunk's
 //   ready counter after the next tile's barrier.
@@ -53,6 +55,10 @@ struct StateWgShared {
   float decay[2];                                            // [chunk & 1] decay(enter -> L)
   float warp_max[kStateWgConsumers];
 };
+
+// Orders this thread's earlier shared-memory writes (st.shared, cp.async) before later reads by the
+// async proxy (wgmma operands).
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
 // Barrier ids: 0 = the whole block once per tile, 1 = the warpgroup alone (fp16 scale, the end).
 __device__ __forceinline__ void bar_sync(int id, int threads) {
@@ -133,27 +139,36 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     }
   }
 
-  // ---- producer: tile q of k and v into stage st (zeros past t); the lane copies 16-byte pieces --------
+  // ---- consumers: tile q of k and v into stage st (zeros past t). Thread x of the warpgroup copies the
+  // fixed 16-byte pieces x + 128 p of each tile: row x / pieces + p * rows_per_pass, piece x % pieces.
+  constexpr int kConsumerThreads = kStateWgConsumers * kWarpSize;
   constexpr int kKPieces = kD / 8, kVPieces = kE / 8;
-  static_assert((kTt * kKPieces) % kWarpSize == 0 && (kTt * kVPieces) % kWarpSize == 0, "whole passes");
+  static_assert(kConsumerThreads % kKPieces == 0 && kConsumerThreads % kVPieces == 0, "whole rows per pass");
+  constexpr int kKPasses = kTt * kKPieces / kConsumerThreads, kVPasses = kTt * kVPieces / kConsumerThreads;
+  constexpr int kKRowStep = kConsumerThreads / kKPieces, kVRowStep = kConsumerThreads / kVPieces;
+  const int k_row0 = threadIdx.x / kKPieces, k_piece = threadIdx.x % kKPieces;
+  const int v_row0 = threadIdx.x / kVPieces, v_piece = threadIdx.x % kVPieces;
   const int64_t tok_stride_k = h * kD, tok_stride_v = h * kE;
-  const T* gK0 = mK + (b * t * h + hk) * kD;
-  const T* gV0 = mV + (b * t * h + hk) * kE;
-  auto load_tile = [&](int64_t q, int st) {
-    const int64_t tok0 = q * kTt;
-#pragma unroll 4
-    for (int x = lane; x < kTt * kKPieces; x += kWarpSize) {
-      const int row = x / kKPieces, piece = x % kKPieces;
-      const bool valid = tok0 + row < t;
-      cp_async_16(&sm.k[st][row][piece * 8], gK0 + (valid ? (tok0 + row) * tok_stride_k : 0) + piece * 8, valid);
+  const T* gK = mK + (b * t * h + hk) * kD + k_row0 * tok_stride_k + k_piece * 8;  // this thread's piece, tile 0
+  const T* gV = mV + (b * t * h + hk) * kE + v_row0 * tok_stride_v + v_piece * 8;
+  uint32_t v_off[kVPasses];  // swizzled byte offsets in a stage
+#pragma unroll
+  for (int p = 0; p < kVPasses; ++p) v_off[p] = wg::sw_offset<kE>(v_piece * 8, v_row0 + p * kVRowStep);
+  auto load_tile = [&](int64_t q, int st) {  // q: the next tile not yet loaded (tiles load in order)
+    const int64_t left = t - q * kTt;         // tokens from the tile's first on
+#pragma unroll
+    for (int p = 0; p < kKPasses; ++p) {
+      const int row = k_row0 + p * kKRowStep;
+      const bool valid = row < left;
+      cp_async_16(&sm.k[st][row][k_piece * 8], valid ? gK + p * kKRowStep * tok_stride_k : gK, valid);
     }
-#pragma unroll 4
-    for (int x = lane; x < kTt * kVPieces; x += kWarpSize) {
-      const int row = x / kVPieces, piece = x % kVPieces;
-      const bool valid = tok0 + row < t;
-      cp_async_16(sm.v[st] + wg::sw_offset<kE>(piece * 8, row),
-                  gV0 + (valid ? (tok0 + row) * tok_stride_v : 0) + piece * 8, valid);
+#pragma unroll
+    for (int p = 0; p < kVPasses; ++p) {
+      const bool valid = v_row0 + p * kVRowStep < left;
+      cp_async_16(sm.v[st] + v_off[p], valid ? gV + p * kVRowStep * tok_stride_v : gV, valid);
     }
+    gK += kTt * tok_stride_k;
+    gV += kTt * tok_stride_v;
   };
 
   // ---- producer: gates of chunk n (from log gates loaded earlier into lg) into slot n & 1 --------------
@@ -231,16 +246,16 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 
   // ---- prologue -------------------------------------------------------------------------------------------
   if (producer) {
+    load_gates(0);
+    scan_into(0);
+    load_gates(1);
+  } else {
 #pragma unroll
     for (int q = 0; q < kStateWgLoadAhead; ++q) {
       if (q < n_tiles) load_tile(q, q);
       cp_async_commit();
     }
-    load_gates(0);
-    scan_into(0);
-    load_gates(1);
-  } else {
-    for (int x = threadIdx.x; x < 8 * 16; x += kStateWgConsumers * kWarpSize) sm.ones[x] = from_float<T>(1.f);
+    for (int x = threadIdx.x; x < 8 * 16; x += kConsumerThreads) sm.ones[x] = from_float<T>(1.f);
   }
   // descriptors of stage 0, k-step 0; stage st, step s: + (st kVBytes + s 16 e 2) / 16
   const uint64_t desc_v0 = wg::mn_desc<T, kE>(sm.v[0]);
@@ -250,11 +265,12 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   int st = 0, pos0 = 0;
   int64_t n = 0, written = -1;
   for (int64_t q = 0; q < n_tiles; ++q) {
-    if (producer) cp_async_wait<kStateWgLoadAhead - 1>();  // tile q landed (this lane's pieces)
+    if (!producer) {
+      cp_async_wait<kStateWgLoadAhead - 1>();  // tile q landed (this thread's pieces)
+      fence_proxy_async();                     // ... and is visible to wgmma's reads (the async proxy)
+    }
     bar_sync(0, kStateWgThreads);  // tile q and its chunk's gates visible; stage (q + 2) % 4 free
     if (producer) {
-      if (q + kStateWgLoadAhead < n_tiles) load_tile(q + kStateWgLoadAhead, (st + kStateWgLoadAhead) % kStateWgStages);
-      cp_async_commit();
       if (pos0 == 0 && n + 1 < n_chunks) {  // slot (n + 1) & 1 was last read in chunk n - 1
         scan_into(n + 1);
         load_gates(n + 2);
@@ -262,6 +278,8 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     } else {
       if (written >= 0 && threadIdx.x == 0) signal_ready(workspace.ready + bh * n_chunks + written);
       written = -1;
+      if (q + kStateWgLoadAhead < n_tiles) load_tile(q + kStateWgLoadAhead, (st + kStateWgLoadAhead) % kStateWgStages);
+      cp_async_commit();
       if (pos0 == 0) {  // ---- chunk n starts: S_enter[n], then u *= decay -------------------------------
         wg::wait<0>();
 #pragma unroll
@@ -329,10 +347,8 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       ++n;
     }
   }
-  if (producer) {
-    cp_async_wait<0>();
-    return;
-  }
+  if (producer) return;
+  cp_async_wait<0>();
   wg::wait<0>();
 #pragma unroll
   for (int mt = 0; mt < kMt; ++mt) {
