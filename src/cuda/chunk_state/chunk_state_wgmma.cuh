@@ -7,9 +7,10 @@
 //   8 cta + 4 T + w (rows (i, 16 jb + r)) and, per 16-token k-step, forms its A fragment exactly as
 //   chunk_state_mma does (ldmatrix.trans of sK times the lane's gamma_tok k_tok[i] pairs). One
 //   wgmma m64 x e x k16 per tile and step takes B = V straight from shared memory (N-major, swizzled),
-//   one m64 x 8 x k16 against a tile of ones accumulates z. A fragments rotate through two register
-//   sets: step s + 2 overwrites the set of step s after wait<1> (step s + 1 may still run), so the
-//   A work of one step overlaps the MMAs of the previous one.
+//   one m64 x 8 x k16 against a tile of ones accumulates z. A fragments rotate through kARing register
+//   sets (4; e = 128: 2, for registers): a step overwrites the set of step s - kARing after
+//   wait<kARing - 1>, so up to kARing - 1 steps' MMAs run while the next A is formed. The stage refilled
+//   at tile q's barrier held tile q - 2: its MMAs were complete before step 3 of tile q - 1 began.
 //   K and V tiles of 64 tokens stream through a ring of 4 stages (cp.async by the warpgroup's threads,
 //   fixed pieces each, two tiles ahead: the stage refilled at tile q held tile q - 2, whose MMAs the
 //   warpgroup finished during tile q - 1). The gate warp scans chunk n + 1's gates while the warpgroup
@@ -261,7 +262,9 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   const uint64_t desc_v0 = wg::mn_desc<T, kE>(sm.v[0]);
   const uint64_t desc_ones = wg::k8_desc<T>(sm.ones);
 
-  uint32_t a[2][kMt][4];  // A fragments of the last two k-steps (one in flight while the next is formed)
+  constexpr int kARing = kE == 128 ? 2 : 4;
+  static_assert((kTt / kMmaTile) % kARing == 0, "a tile's steps use the sets in order");
+  uint32_t a[kARing][kMt][4];  // A fragments of the last kARing k-steps (in flight while the next is formed)
   int st = 0, pos0 = 0;
   int64_t n = 0, written = -1;
   for (int64_t q = 0; q < n_tiles; ++q) {
@@ -308,8 +311,8 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 #pragma unroll
       for (int s = 0; s < kTt / kMmaTile; ++s) {
         const int k0 = s * kMmaTile;
-        uint32_t(&as)[kMt][4] = a[s & 1];
-        wg::wait<1>();  // the MMAs of two steps ago, which read `as`, are done
+        uint32_t(&as)[kMt][4] = a[s % kARing];
+        wg::wait<kARing - 1>();  // the MMAs of kARing steps ago, which read `as`, are done
 #pragma unroll
         for (int mt = 0; mt < kMt; ++mt)
 #pragma unroll
