@@ -17,8 +17,8 @@
 //   works on chunk n. (One warp issuing every copy, 32 per lane and tile, was the bottleneck: ~2250
 //   clocks per tile on the H100.)
 //   One block barrier per tile (named barrier 0, all 160 threads). At a chunk start the warpgroup waits
-//   for its MMAs, writes S_enter[n] and z, scales u by decay_chunk, and thread 0 signals the chunk's
-//   ready counter after the next tile's barrier.
+//   for its MMAs, writes S_enter[n] and z, scales u by decay_chunk; the gate warp signals the chunk's
+//   ready counter after the next tile's barrier (the last chunk's: thread 0 at the end).
 #pragma once
 
 #include <algorithm>
@@ -57,8 +57,8 @@ struct StateWgShared {
   float warp_max[kStateWgConsumers];
 };
 
-// Orders this thread's earlier shared-memory writes (st.shared, cp.async) before later reads by the
-// async proxy (wgmma operands).
+// Orders this thread's earlier st.shared writes before later reads by the async proxy (wgmma operands).
+// It also waits for the thread's outstanding memory operations (cp.async included): not in the loop.
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
 // Barrier ids: 0 = the whole block once per tile, 1 = the warpgroup alone (fp16 scale, the end).
@@ -257,6 +257,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       cp_async_commit();
     }
     for (int x = threadIdx.x; x < 8 * 16; x += kConsumerThreads) sm.ones[x] = from_float<T>(1.f);
+    fence_proxy_async();  // st.shared before wgmma reads it (the async proxy)
   }
   // descriptors of stage 0, k-step 0; stage st, step s: + (st kVBytes + s 16 e 2) / 16
   const uint64_t desc_v0 = wg::mn_desc<T, kE>(sm.v[0]);
@@ -268,19 +269,21 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   int st = 0, pos0 = 0;
   int64_t n = 0, written = -1;
   for (int64_t q = 0; q < n_tiles; ++q) {
-    if (!producer) {
-      cp_async_wait<kStateWgLoadAhead - 1>();  // tile q landed (this thread's pieces)
-      fence_proxy_async();                     // ... and is visible to wgmma's reads (the async proxy)
-    }
+    // tile q landed (this thread's pieces; cp.async writes need no proxy fence before wgmma reads them,
+    // as CUTLASS's cp.async GMMA mainloops rely on, and a fence here would also wait for tile q + 1)
+    if (!producer) cp_async_wait<kStateWgLoadAhead - 1>();
     bar_sync(0, kStateWgThreads);  // tile q and its chunk's gates visible; stage (q + 2) % 4 free
+    // The entering state written during tile q - 1 is complete: the gate warp publishes it (its fence
+    // has no cp.async of its own to wait for, unlike a consumer's).
+    if (written >= 0 && producer && lane == 0) signal_ready(workspace.ready + bh * n_chunks + written);
+    written = -1;
     if (producer) {
+      if (pos0 == 0 && (n > 0 || problem.s0 != nullptr)) written = n;  // the warpgroup writes S_enter[n] now
       if (pos0 == 0 && n + 1 < n_chunks) {  // slot (n + 1) & 1 was last read in chunk n - 1
         scan_into(n + 1);
         load_gates(n + 2);
       }
     } else {
-      if (written >= 0 && threadIdx.x == 0) signal_ready(workspace.ready + bh * n_chunks + written);
-      written = -1;
       if (q + kStateWgLoadAhead < n_tiles) load_tile(q + kStateWgLoadAhead, (st + kStateWgLoadAhead) % kStateWgStages);
       cp_async_commit();
       if (pos0 == 0) {  // ---- chunk n starts: S_enter[n], then u *= decay -------------------------------
