@@ -67,7 +67,7 @@ __device__ __forceinline__ void bar_sync(int id, int threads) {
 }
 
 template <typename T, int kD, int kE, int kDeg>
-__global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
+__global__ void __launch_bounds__(kStateWgThreads) __maxnreg__(kE == 128 ? 255 : 200)
     chunk_state_wgmma_kernel(detail::ForwardProblem problem, MmaWorkspace workspace) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using Rows = PaddedRows<kD, kDeg>;
@@ -245,61 +245,115 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     }
   };
 
-  // ---- prologue -------------------------------------------------------------------------------------------
+  // ---- counters of a tile: stage, chunk position of its first token, chunk (no divisions) -----------------
+  struct TileAt {
+    int st = 0, pos0 = 0;
+    int64_t n = 0;
+  };
+  auto next_tile = [&](TileAt x) {
+    x.st = x.st + 1 == kStateWgStages ? 0 : x.st + 1;
+    x.pos0 += kTt;
+    if (x.pos0 == c) {
+      x.pos0 = 0;
+      ++x.n;
+    }
+    return x;
+  };
+
+  // ---- prologue: tiles 0, 1, 2 in flight, chunk 0's gates scanned; tile 0 visible after barrier 0 -------
   if (producer) {
     load_gates(0);
     scan_into(0);
     load_gates(1);
   } else {
 #pragma unroll
-    for (int q = 0; q < kStateWgLoadAhead; ++q) {
+    for (int q = 0; q <= kStateWgLoadAhead; ++q) {
       if (q < n_tiles) load_tile(q, q);
       cp_async_commit();
     }
     for (int x = threadIdx.x; x < 8 * 16; x += kConsumerThreads) sm.ones[x] = from_float<T>(1.f);
     fence_proxy_async();  // st.shared before wgmma reads it (the async proxy)
+    cp_async_wait<kStateWgLoadAhead>();  // tile 0
+  }
+  bar_sync(0, kStateWgThreads);
+  if (producer && n_chunks > 1) {  // tile 0 starts chunk 0: chunk 1's gates next
+    scan_into(1);
+    load_gates(2);
   }
   // descriptors of stage 0, k-step 0; stage st, step s: + (st kVBytes + s 16 e 2) / 16
   const uint64_t desc_v0 = wg::mn_desc<T, kE>(sm.v[0]);
   const uint64_t desc_ones = wg::k8_desc<T>(sm.ones);
 
-  constexpr int kARing = kE == 128 ? 2 : 4;
-  static_assert((kTt / kMmaTile) % kARing == 0, "a tile's steps use the sets in order");
-  uint32_t a[kARing][kMt][4];  // A fragments of the last kARing k-steps (in flight while the next is formed)
-  int st = 0, pos0 = 0;
-  int64_t n = 0, written = -1;
-  for (int64_t q = 0; q < n_tiles; ++q) {
-    // tile q landed (this thread's pieces; cp.async writes need no proxy fence before wgmma reads them,
-    // as CUTLASS's cp.async GMMA mainloops rely on, and a fence here would also wait for tile q + 1)
-    if (!producer) cp_async_wait<kStateWgLoadAhead - 1>();
-    bar_sync(0, kStateWgThreads);  // tile q and its chunk's gates visible; stage (q + 2) % 4 free
-    // The entering state written during tile q - 1 is complete: the gate warp publishes it (its fence
-    // has no cp.async of its own to wait for, unlike a consumer's).
-    if (written >= 0 && producer && lane == 0) signal_ready(workspace.ready + bh * n_chunks + written);
+  // A fragments of a whole tile (4 k-steps x kMt), in kASets register sets: the next tile's are formed
+  // while the MMAs of this one run (e = 128: one set, for registers: formed after they finish).
+  constexpr int kSteps = kTt / kMmaTile;
+  constexpr int kASets = kE == 128 ? 1 : 2;
+  uint32_t a[kASets][kSteps][kMt][4];
+  auto form_a = [&](auto set_c, const TileAt& x) {
+    constexpr int kSet = decltype(set_c)::value;
+    const uint32_t* gamma2 = sm.gamma2[x.n & 1] + x.pos0 / 2;
+#pragma unroll
+    for (int s = 0; s < kSteps; ++s) {
+      const int k0 = s * kMmaTile;
+      const uint32_t gm_lo = gamma2[(k0 + 2 * tq) / 2];
+      const uint32_t gm_hi = gamma2[(k0 + 8 + 2 * tq) / 2];
+#pragma unroll
+      for (int mt = 0; mt < kMt; ++mt) {
+        uint32_t(&as)[4] = a[kSet][s][mt];
+        ldmatrix_x4_trans(as, &sm.k[x.st][k0 + (lane & 7) + ((lane >> 4) << 3)][jb[mt] * kMmaTile + (((lane >> 3) & 1) << 3)]);
+        uint32_t s_lo = gm_lo, s_hi = gm_hi;
+        if constexpr (kDeg == 2) {  // (k_tok[i], k_tok+1[i]) as a T pair, times the gamma pair
+          auto bits = [&](int tok) { return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&sm.k[x.st][tok][i_row[mt]])); };
+          s_lo = mul2<T>(bits(k0 + 2 * tq) | (bits(k0 + 2 * tq + 1) << 16), gm_lo);
+          s_hi = mul2<T>(bits(k0 + 8 + 2 * tq) | (bits(k0 + 9 + 2 * tq) << 16), gm_hi);
+        }
+        as[0] = mul2<T>(as[0], s_lo);
+        as[1] = mul2<T>(as[1], s_lo);
+        as[2] = mul2<T>(as[2], s_hi);
+        as[3] = mul2<T>(as[3], s_hi);
+      }
+    }
+  };
+  auto keep_a = [&](auto set_c) {
+    constexpr int kSet = decltype(set_c)::value;
+#pragma unroll
+    for (int s = 0; s < kSteps; ++s)
+#pragma unroll
+      for (int mt = 0; mt < kMt; ++mt)
+#pragma unroll
+        for (int x = 0; x < 4; ++x) wg::keep(a[kSet][s][mt][x]);
+  };
+  auto keep_acc = [&] {
+#pragma unroll
+    for (int mt = 0; mt < kMt; ++mt) {
+#pragma unroll
+      for (int x = 0; x < kE / 2; ++x) wg::keep(acc[mt][x]);
+#pragma unroll
+      for (int x = 0; x < 4; ++x) wg::keep(accz[mt][x]);
+    }
+  };
+
+  TileAt cur;          // the tile whose MMAs this iteration issues
+  int64_t written = -1;  // the chunk whose entering state the tile wrote (for the gate warp's signal)
+  if (!producer) form_a(std::integral_constant<int, 0>{}, cur);
+
+  // One tile: its chunk start, its MMAs; then (if another follows) the next tile made visible, a copy
+  // three tiles ahead issued into the stage the tile before this one used, and the next tile's A formed.
+  auto tile = [&](auto set_c, int64_t q) {
+    constexpr int kSet = decltype(set_c)::value;
+    constexpr int kNextSet = (kSet + 1) % kASets;
     written = -1;
     if (producer) {
-      if (pos0 == 0 && (n > 0 || problem.s0 != nullptr)) written = n;  // the warpgroup writes S_enter[n] now
-      if (pos0 == 0 && n + 1 < n_chunks) {  // slot (n + 1) & 1 was last read in chunk n - 1
-        scan_into(n + 1);
-        load_gates(n + 2);
-      }
+      if (cur.pos0 == 0 && (cur.n > 0 || problem.s0 != nullptr)) written = cur.n;
     } else {
-      if (q + kStateWgLoadAhead < n_tiles) load_tile(q + kStateWgLoadAhead, (st + kStateWgLoadAhead) % kStateWgStages);
-      cp_async_commit();
-      if (pos0 == 0) {  // ---- chunk n starts: S_enter[n], then u *= decay -------------------------------
+      if (cur.pos0 == 0) {  // ---- chunk n starts: S_enter[n], then u *= decay -------------------------------
         wg::wait<0>();
-#pragma unroll
-        for (int mt = 0; mt < kMt; ++mt) {
-#pragma unroll
-          for (int x = 0; x < kE / 2; ++x) wg::keep(acc[mt][x]);
-#pragma unroll
-          for (int x = 0; x < 4; ++x) wg::keep(accz[mt][x]);
+        keep_acc();
+        if (cur.n > 0 || problem.s0 != nullptr) {
+          write_entering(cur.n);
+          written = cur.n;
         }
-        if (n > 0 || problem.s0 != nullptr) {
-          write_entering(n);
-          written = n;
-        }
-        const float decay = sm.decay[n & 1];
+        const float decay = sm.decay[cur.n & 1];
 #pragma unroll
         for (int mt = 0; mt < kMt; ++mt) {
 #pragma unroll
@@ -308,50 +362,48 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
           for (int x = 0; x < 4; ++x) accz[mt][x] *= decay;
         }
       }
-
-      const uint32_t* gamma2 = sm.gamma2[n & 1] + pos0 / 2;
-      const uint64_t desc_st = desc_v0 + static_cast<uint64_t>(st * (Shared::kVBytes / 16));
+      const uint64_t desc_st = desc_v0 + static_cast<uint64_t>(cur.st * (Shared::kVBytes / 16));
+      wg::fence();
 #pragma unroll
-      for (int s = 0; s < kTt / kMmaTile; ++s) {
-        const int k0 = s * kMmaTile;
-        uint32_t(&as)[kMt][4] = a[s % kARing];
-        wg::wait<kARing - 1>();  // the MMAs of kARing steps ago, which read `as`, are done
-#pragma unroll
-        for (int mt = 0; mt < kMt; ++mt)
-#pragma unroll
-          for (int x = 0; x < 4; ++x) wg::keep(as[mt][x]);
-        const uint32_t gm_lo = gamma2[(k0 + 2 * tq) / 2];
-        const uint32_t gm_hi = gamma2[(k0 + 8 + 2 * tq) / 2];
-#pragma unroll
-        for (int mt = 0; mt < kMt; ++mt) {
-          ldmatrix_x4_trans(as[mt], &sm.k[st][k0 + (lane & 7) + ((lane >> 4) << 3)][jb[mt] * kMmaTile + (((lane >> 3) & 1) << 3)]);
-          uint32_t s_lo = gm_lo, s_hi = gm_hi;
-          if constexpr (kDeg == 2) {  // (k_tok[i], k_tok+1[i]) as a T pair, times the gamma pair
-            auto bits = [&](int tok) { return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&sm.k[st][tok][i_row[mt]])); };
-            s_lo = mul2<T>(bits(k0 + 2 * tq) | (bits(k0 + 2 * tq + 1) << 16), gm_lo);
-            s_hi = mul2<T>(bits(k0 + 8 + 2 * tq) | (bits(k0 + 9 + 2 * tq) << 16), gm_hi);
-          }
-          as[mt][0] = mul2<T>(as[mt][0], s_lo);
-          as[mt][1] = mul2<T>(as[mt][1], s_lo);
-          as[mt][2] = mul2<T>(as[mt][2], s_hi);
-          as[mt][3] = mul2<T>(as[mt][3], s_hi);
-        }
-        wg::fence();
+      for (int s = 0; s < kSteps; ++s) {
         const uint64_t desc = desc_st + static_cast<uint64_t>(s * (kMmaTile * kE * 2 / 16));
 #pragma unroll
         for (int mt = 0; mt < kMt; ++mt) {
-          wg::mma_rs<T, kE, kMajorV>(acc[mt], as[mt], desc);
-          wg::mma_rs<T, 8, kMajorOnes>(accz[mt], as[mt], desc_ones);
+          wg::mma_rs<T, kE, kMajorV>(acc[mt], a[kSet][s][mt], desc);
+          wg::mma_rs<T, 8, kMajorOnes>(accz[mt], a[kSet][s][mt], desc_ones);
         }
-        wg::commit();
       }
+      wg::commit();
     }
-    st = st + 1 == kStateWgStages ? 0 : st + 1;
-    pos0 += kTt;
-    if (pos0 == c) {
-      pos0 = 0;
-      ++n;
+    if (q + 1 >= n_tiles) return;
+    const TileAt next = next_tile(cur);
+    if (!producer) {
+      wg::wait<kASets - 1>();  // the tile before this one is done: its stage and A set are free
+      keep_a(std::integral_constant<int, kNextSet>{});
+      cp_async_wait<kStateWgLoadAhead - 1>();  // tile q + 1 landed (this thread's pieces)
     }
+    bar_sync(0, kStateWgThreads);  // tile q + 1 and its chunk's gates visible; this tile's S_enter written
+    if (producer) {
+      // The gate warp publishes the entering state this tile wrote (its fence has no cp.async to wait
+      // for, unlike a consumer's), then scans chunk n + 1's gates when tile q + 1 starts chunk n (slot
+      // (n + 1) & 1 was last read when tile q's A was formed).
+      if (written >= 0 && lane == 0) signal_ready(workspace.ready + bh * n_chunks + written);
+      if (next.pos0 == 0 && next.n + 1 < n_chunks) {
+        scan_into(next.n + 1);
+        load_gates(next.n + 2);
+      }
+    } else {
+      if (q + 1 + kStateWgLoadAhead < n_tiles)
+        load_tile(q + 1 + kStateWgLoadAhead, (next.st + kStateWgLoadAhead) % kStateWgStages);
+      cp_async_commit();
+      form_a(std::integral_constant<int, kNextSet>{}, next);
+    }
+    cur = next;
+  };
+  for (int64_t q = 0; q < n_tiles; q += kASets) {
+    tile(std::integral_constant<int, 0>{}, q);
+    if constexpr (kASets == 2)
+      if (q + 1 < n_tiles) tile(std::integral_constant<int, 1 % kASets>{}, q + 1);
   }
   if (producer) return;
   cp_async_wait<0>();
