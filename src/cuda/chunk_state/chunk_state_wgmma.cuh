@@ -16,9 +16,9 @@
 //   warpgroup finished during tile q - 1). The gate warp scans chunk n + 1's gates while the warpgroup
 //   works on chunk n. (One warp issuing every copy, 32 per lane and tile, was the bottleneck: ~2250
 //   clocks per tile on the H100.)
-//   One block barrier per tile (named barrier 0, all 160 threads). At a chunk start the warpgroup waits
-//   for its MMAs, writes S_enter[n] and z, scales u by decay_chunk; the gate warp signals the chunk's
-//   ready counter after the next tile's barrier (the last chunk's: thread 0 at the end).
+//   The warpgroup syncs per tile on its own named barrier; the gate warp meets it once per chunk (see
+//   StateWgBarrier). At a chunk start the warpgroup waits for its MMAs, writes S_enter[n] and z and
+//   scales u by decay_chunk; the gate warp then signals the chunk's ready counter.
 #pragma once
 
 #include <algorithm>
@@ -61,13 +61,23 @@ struct StateWgShared {
 // It also waits for the thread's outstanding memory operations (cp.async included): not in the loop.
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
-// Barrier ids: 0 = the whole block once per tile, 1 = the warpgroup alone (fp16 scale, the end).
+// Named barriers: the warpgroup alone per tile; the gate warp meets it once per chunk, through a pair of
+// arrive / sync barriers (so its slow steps, the GPU-scope fence of the ready signal and the scan, never
+// hold up a tile):
+//   kBarGates: the gate warp arrives once chunk n's gates are in their slot; the warpgroup syncs at
+//              chunk n's first tile, before reading them.
+//   kBarStarted: the warpgroup arrives once it has written S_enter[n] (and so is done with chunk n - 1's
+//              slot); the gate warp syncs, signals the ready counter, then fills the slot with chunk n + 1.
+enum StateWgBarrier : int { kBarTile = 1, kBarGates = 2, kBarStarted = 3, kBarMax = 4 };
 __device__ __forceinline__ void bar_sync(int id, int threads) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
+__device__ __forceinline__ void bar_arrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
 
 template <typename T, int kD, int kE, int kDeg>
-__global__ void __launch_bounds__(kStateWgThreads) __maxnreg__(kE == 128 ? 255 : 200)
+__global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     chunk_state_wgmma_kernel(detail::ForwardProblem problem, MmaWorkspace workspace) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using Rows = PaddedRows<kD, kDeg>;
@@ -213,7 +223,7 @@ __global__ void __launch_bounds__(kStateWgThreads) __maxnreg__(kE == 128 ? 255 :
 #pragma unroll
       for (int offset = 16; offset > 0; offset /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
       if (lane == 0) sm.warp_max[warp] = m;
-      bar_sync(1, kStateWgConsumers * kWarpSize);
+      bar_sync(kBarMax, kStateWgConsumers * kWarpSize);
       float block_max = 0.f;
       bool finite = true;
 #pragma unroll
@@ -223,7 +233,7 @@ __global__ void __launch_bounds__(kStateWgThreads) __maxnreg__(kE == 128 ? 255 :
       }
       shift = finite && block_max > 0.f ? ilogbf(block_max) - 14 : 0;  // |W| 2^-shift < 2^15
       if (threadIdx.x == 0) workspace.scales[slot * kScaleTiles + cta] = shift;
-      bar_sync(1, kStateWgConsumers * kWarpSize);  // warp_max is rewritten at the next chunk
+      bar_sync(kBarMax, kStateWgConsumers * kWarpSize);  // warp_max is rewritten at the next chunk
     }
 #pragma unroll
     for (int mt = 0; mt < kMt; ++mt) {
@@ -245,167 +255,113 @@ __global__ void __launch_bounds__(kStateWgThreads) __maxnreg__(kE == 128 ? 255 :
     }
   };
 
-  // ---- counters of a tile: stage, chunk position of its first token, chunk (no divisions) -----------------
-  struct TileAt {
-    int st = 0, pos0 = 0;
-    int64_t n = 0;
-  };
-  auto next_tile = [&](TileAt x) {
-    x.st = x.st + 1 == kStateWgStages ? 0 : x.st + 1;
-    x.pos0 += kTt;
-    if (x.pos0 == c) {
-      x.pos0 = 0;
-      ++x.n;
-    }
-    return x;
-  };
-
-  // ---- prologue: tiles 0, 1, 2 in flight, chunk 0's gates scanned; tile 0 visible after barrier 0 -------
+  // ---- the gate warp: per chunk, publish S_enter[n] once written, scan chunk n + 1 into its slot --------
   if (producer) {
     load_gates(0);
     scan_into(0);
     load_gates(1);
-  } else {
-#pragma unroll
-    for (int q = 0; q <= kStateWgLoadAhead; ++q) {
-      if (q < n_tiles) load_tile(q, q);
-      cp_async_commit();
+    bar_arrive(kBarGates, kStateWgThreads);  // chunk 0's gates
+    for (int64_t n = 0; n < n_chunks; ++n) {
+      bar_sync(kBarStarted, kStateWgThreads);  // S_enter[n] written; chunk n - 1's slot read for the last time
+      if ((n > 0 || problem.s0 != nullptr) && lane == 0) signal_ready(workspace.ready + bh * n_chunks + n);
+      if (n + 1 < n_chunks) {
+        scan_into(n + 1);
+        load_gates(n + 2);
+        bar_arrive(kBarGates, kStateWgThreads);
+      }
     }
-    for (int x = threadIdx.x; x < 8 * 16; x += kConsumerThreads) sm.ones[x] = from_float<T>(1.f);
-    fence_proxy_async();  // st.shared before wgmma reads it (the async proxy)
-    cp_async_wait<kStateWgLoadAhead>();  // tile 0
+    return;
   }
-  bar_sync(0, kStateWgThreads);
-  if (producer && n_chunks > 1) {  // tile 0 starts chunk 0: chunk 1's gates next
-    scan_into(1);
-    load_gates(2);
+
+  // ---- the warpgroup: prologue --------------------------------------------------------------------------
+#pragma unroll
+  for (int q = 0; q < kStateWgLoadAhead; ++q) {
+    if (q < n_tiles) load_tile(q, q);
+    cp_async_commit();
   }
+  for (int x = threadIdx.x; x < 8 * 16; x += kConsumerThreads) sm.ones[x] = from_float<T>(1.f);
+  fence_proxy_async();  // st.shared before wgmma reads it (the async proxy)
   // descriptors of stage 0, k-step 0; stage st, step s: + (st kVBytes + s 16 e 2) / 16
   const uint64_t desc_v0 = wg::mn_desc<T, kE>(sm.v[0]);
   const uint64_t desc_ones = wg::k8_desc<T>(sm.ones);
 
-  // A fragments of a whole tile (4 k-steps x kMt), in kASets register sets: the next tile's are formed
-  // while the MMAs of this one run (e = 128: one set, for registers: formed after they finish).
-  constexpr int kSteps = kTt / kMmaTile;
-  constexpr int kASets = kE == 128 ? 1 : 2;
-  uint32_t a[kASets][kSteps][kMt][4];
-  auto form_a = [&](auto set_c, const TileAt& x) {
-    constexpr int kSet = decltype(set_c)::value;
-    const uint32_t* gamma2 = sm.gamma2[x.n & 1] + x.pos0 / 2;
+  constexpr int kARing = kE == 128 ? 2 : 4;
+  static_assert((kTt / kMmaTile) % kARing == 0, "a tile's steps use the sets in order");
+  uint32_t a[kARing][kMt][4];  // A fragments of the last kARing k-steps (in flight while the next is formed)
+  int st = 0, pos0 = 0;
+  int64_t n = 0;
+  for (int64_t q = 0; q < n_tiles; ++q) {
+    // tile q landed (this thread's pieces; cp.async writes need no proxy fence before wgmma reads them,
+    // as CUTLASS's cp.async GMMA mainloops rely on, and a fence here would also wait for tile q + 1)
+    cp_async_wait<kStateWgLoadAhead - 1>();
+    bar_sync(kBarTile, kConsumerThreads);  // tile q visible; stage (q + 2) % 4 free
+    if (q + kStateWgLoadAhead < n_tiles) load_tile(q + kStateWgLoadAhead, (st + kStateWgLoadAhead) % kStateWgStages);
+    cp_async_commit();
+    if (pos0 == 0) {  // ---- chunk n starts: its gates, S_enter[n], then u *= decay ------------------------
+      bar_sync(kBarGates, kStateWgThreads);
+      wg::wait<0>();
 #pragma unroll
-    for (int s = 0; s < kSteps; ++s) {
+      for (int mt = 0; mt < kMt; ++mt) {
+#pragma unroll
+        for (int x = 0; x < kE / 2; ++x) wg::keep(acc[mt][x]);
+#pragma unroll
+        for (int x = 0; x < 4; ++x) wg::keep(accz[mt][x]);
+      }
+      if (n > 0 || problem.s0 != nullptr) write_entering(n);
+      bar_arrive(kBarStarted, kStateWgThreads);
+      const float decay = sm.decay[n & 1];
+#pragma unroll
+      for (int mt = 0; mt < kMt; ++mt) {
+#pragma unroll
+        for (int x = 0; x < kE / 2; ++x) acc[mt][x] *= decay;
+#pragma unroll
+        for (int x = 0; x < 4; ++x) accz[mt][x] *= decay;
+      }
+    }
+
+    const uint32_t* gamma2 = sm.gamma2[n & 1] + pos0 / 2;
+    const uint64_t desc_st = desc_v0 + static_cast<uint64_t>(st * (Shared::kVBytes / 16));
+#pragma unroll
+    for (int s = 0; s < kTt / kMmaTile; ++s) {
       const int k0 = s * kMmaTile;
+      uint32_t(&as)[kMt][4] = a[s % kARing];
+      wg::wait<kARing - 1>();  // the MMAs of kARing steps ago, which read `as`, are done
+#pragma unroll
+      for (int mt = 0; mt < kMt; ++mt)
+#pragma unroll
+        for (int x = 0; x < 4; ++x) wg::keep(as[mt][x]);
       const uint32_t gm_lo = gamma2[(k0 + 2 * tq) / 2];
       const uint32_t gm_hi = gamma2[(k0 + 8 + 2 * tq) / 2];
 #pragma unroll
       for (int mt = 0; mt < kMt; ++mt) {
-        uint32_t(&as)[4] = a[kSet][s][mt];
-        ldmatrix_x4_trans(as, &sm.k[x.st][k0 + (lane & 7) + ((lane >> 4) << 3)][jb[mt] * kMmaTile + (((lane >> 3) & 1) << 3)]);
+        ldmatrix_x4_trans(as[mt], &sm.k[st][k0 + (lane & 7) + ((lane >> 4) << 3)][jb[mt] * kMmaTile + (((lane >> 3) & 1) << 3)]);
         uint32_t s_lo = gm_lo, s_hi = gm_hi;
         if constexpr (kDeg == 2) {  // (k_tok[i], k_tok+1[i]) as a T pair, times the gamma pair
-          auto bits = [&](int tok) { return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&sm.k[x.st][tok][i_row[mt]])); };
+          auto bits = [&](int tok) { return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&sm.k[st][tok][i_row[mt]])); };
           s_lo = mul2<T>(bits(k0 + 2 * tq) | (bits(k0 + 2 * tq + 1) << 16), gm_lo);
           s_hi = mul2<T>(bits(k0 + 8 + 2 * tq) | (bits(k0 + 9 + 2 * tq) << 16), gm_hi);
         }
-        as[0] = mul2<T>(as[0], s_lo);
-        as[1] = mul2<T>(as[1], s_lo);
-        as[2] = mul2<T>(as[2], s_hi);
-        as[3] = mul2<T>(as[3], s_hi);
+        as[mt][0] = mul2<T>(as[mt][0], s_lo);
+        as[mt][1] = mul2<T>(as[mt][1], s_lo);
+        as[mt][2] = mul2<T>(as[mt][2], s_hi);
+        as[mt][3] = mul2<T>(as[mt][3], s_hi);
       }
-    }
-  };
-  auto keep_a = [&](auto set_c) {
-    constexpr int kSet = decltype(set_c)::value;
-#pragma unroll
-    for (int s = 0; s < kSteps; ++s)
-#pragma unroll
-      for (int mt = 0; mt < kMt; ++mt)
-#pragma unroll
-        for (int x = 0; x < 4; ++x) wg::keep(a[kSet][s][mt][x]);
-  };
-  auto keep_acc = [&] {
-#pragma unroll
-    for (int mt = 0; mt < kMt; ++mt) {
-#pragma unroll
-      for (int x = 0; x < kE / 2; ++x) wg::keep(acc[mt][x]);
-#pragma unroll
-      for (int x = 0; x < 4; ++x) wg::keep(accz[mt][x]);
-    }
-  };
-
-  TileAt cur;          // the tile whose MMAs this iteration issues
-  int64_t written = -1;  // the chunk whose entering state the tile wrote (for the gate warp's signal)
-  if (!producer) form_a(std::integral_constant<int, 0>{}, cur);
-
-  // One tile: its chunk start, its MMAs; then (if another follows) the next tile made visible, a copy
-  // three tiles ahead issued into the stage the tile before this one used, and the next tile's A formed.
-  auto tile = [&](auto set_c, int64_t q) {
-    constexpr int kSet = decltype(set_c)::value;
-    constexpr int kNextSet = (kSet + 1) % kASets;
-    written = -1;
-    if (producer) {
-      if (cur.pos0 == 0 && (cur.n > 0 || problem.s0 != nullptr)) written = cur.n;
-    } else {
-      if (cur.pos0 == 0) {  // ---- chunk n starts: S_enter[n], then u *= decay -------------------------------
-        wg::wait<0>();
-        keep_acc();
-        if (cur.n > 0 || problem.s0 != nullptr) {
-          write_entering(cur.n);
-          written = cur.n;
-        }
-        const float decay = sm.decay[cur.n & 1];
-#pragma unroll
-        for (int mt = 0; mt < kMt; ++mt) {
-#pragma unroll
-          for (int x = 0; x < kE / 2; ++x) acc[mt][x] *= decay;
-#pragma unroll
-          for (int x = 0; x < 4; ++x) accz[mt][x] *= decay;
-        }
-      }
-      const uint64_t desc_st = desc_v0 + static_cast<uint64_t>(cur.st * (Shared::kVBytes / 16));
       wg::fence();
+      const uint64_t desc = desc_st + static_cast<uint64_t>(s * (kMmaTile * kE * 2 / 16));
 #pragma unroll
-      for (int s = 0; s < kSteps; ++s) {
-        const uint64_t desc = desc_st + static_cast<uint64_t>(s * (kMmaTile * kE * 2 / 16));
-#pragma unroll
-        for (int mt = 0; mt < kMt; ++mt) {
-          wg::mma_rs<T, kE, kMajorV>(acc[mt], a[kSet][s][mt], desc);
-          wg::mma_rs<T, 8, kMajorOnes>(accz[mt], a[kSet][s][mt], desc_ones);
-        }
+      for (int mt = 0; mt < kMt; ++mt) {
+        wg::mma_rs<T, kE, kMajorV>(acc[mt], as[mt], desc);
+        wg::mma_rs<T, 8, kMajorOnes>(accz[mt], as[mt], desc_ones);
       }
       wg::commit();
     }
-    if (q + 1 >= n_tiles) return;
-    const TileAt next = next_tile(cur);
-    if (!producer) {
-      wg::wait<kASets - 1>();  // the tile before this one is done: its stage and A set are free
-      keep_a(std::integral_constant<int, kNextSet>{});
-      cp_async_wait<kStateWgLoadAhead - 1>();  // tile q + 1 landed (this thread's pieces)
+    st = st + 1 == kStateWgStages ? 0 : st + 1;
+    pos0 += kTt;
+    if (pos0 == c) {
+      pos0 = 0;
+      ++n;
     }
-    bar_sync(0, kStateWgThreads);  // tile q + 1 and its chunk's gates visible; this tile's S_enter written
-    if (producer) {
-      // The gate warp publishes the entering state this tile wrote (its fence has no cp.async to wait
-      // for, unlike a consumer's), then scans chunk n + 1's gates when tile q + 1 starts chunk n (slot
-      // (n + 1) & 1 was last read when tile q's A was formed).
-      if (written >= 0 && lane == 0) signal_ready(workspace.ready + bh * n_chunks + written);
-      if (next.pos0 == 0 && next.n + 1 < n_chunks) {
-        scan_into(next.n + 1);
-        load_gates(next.n + 2);
-      }
-    } else {
-      if (q + 1 + kStateWgLoadAhead < n_tiles)
-        load_tile(q + 1 + kStateWgLoadAhead, (next.st + kStateWgLoadAhead) % kStateWgStages);
-      cp_async_commit();
-      form_a(std::integral_constant<int, kNextSet>{}, next);
-    }
-    cur = next;
-  };
-  for (int64_t q = 0; q < n_tiles; q += kASets) {
-    tile(std::integral_constant<int, 0>{}, q);
-    if constexpr (kASets == 2)
-      if (q + 1 < n_tiles) tile(std::integral_constant<int, 1 % kASets>{}, q + 1);
   }
-  if (producer) return;
   cp_async_wait<0>();
   wg::wait<0>();
 #pragma unroll
@@ -414,10 +370,6 @@ __global__ void __launch_bounds__(kStateWgThreads) __maxnreg__(kE == 128 ? 255 :
     for (int x = 0; x < kE / 2; ++x) wg::keep(acc[mt][x]);
 #pragma unroll
     for (int x = 0; x < 4; ++x) wg::keep(accz[mt][x]);
-  }
-  if (written >= 0) {  // the last tile started a chunk
-    bar_sync(1, kStateWgConsumers * kWarpSize);
-    if (threadIdx.x == 0) signal_ready(workspace.ready + bh * n_chunks + written);
   }
 
   // ---- the final state S = w u, z = w z_u (fp32, public rows i <= j) -----------------------------------
