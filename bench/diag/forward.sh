@@ -4,7 +4,8 @@
 # Chunk-size sweep at the reference shape (p = 2) and p = 1, for each forward kernel set
 # (POWERRET_FORWARD_KERNELS: sm80 = the mma.sync kernels, wgmma = the default on sm_90a), then ncu
 # (speed of light, occupancy) of each forward kernel at t = 65536; writes OUT_DIR/forward.tar.gz and
-# prints the summaries. POWERRET_DIAG_NCU=0 skips ncu, POWERRET_DIAG_SASS=0 the per-line profile.
+# prints the summaries. POWERRET_DIAG_KERNELS="" skips the sweep, POWERRET_DIAG_NCU=0 ncu,
+# POWERRET_DIAG_SASS=0 the per-line profile of the state kernel (POWERRET_DIAG_SASS_DEGS: "2" by default).
 set -uo pipefail
 top=${1:?usage: bench/diag/forward.sh OUT_DIR [T...]}
 shift
@@ -12,7 +13,7 @@ ts=${*:-4096 65536}
 name=forward
 source "$(dirname "$0")/common.sh"
 ref="--b 1 --h 8 --d 64 --dtype bf16 --gated"
-for kernels in sm80 wgmma; do
+for kernels in ${POWERRET_DIAG_KERNELS-sm80 wgmma}; do
   export POWERRET_FORWARD_KERNELS=$kernels
   for t in $ts; do
     for c in 64 128 256; do
@@ -29,19 +30,20 @@ for p in 2 1; do
     -k regex:chunk -c 2 "$bin" --op forward $ref --t 65536 --deg $p --iters 1 --warmup 0 > "$out/ncu-p$p.txt" 2>&1
   grep -E "chunk_.*Context|Duration|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Warp Cycles Per Issued|Dynamic Shared" "$out/ncu-p$p.txt"
 done
-# Per-instruction stall samples of the state kernel (p = 2): the 40 hottest SASS lines
-if [ "${POWERRET_DIAG_SASS:-1}" = 1 ]; then
+# Per-instruction stall samples of the state kernel: the 40 hottest SASS lines per degree
+[ "${POWERRET_DIAG_SASS:-1}" = 1 ] || exit 0
+for p in ${POWERRET_DIAG_SASS_DEGS:-2}; do
+  echo "== state kernel, p=$p"
   timeout 120 ncu --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio' -k regex:chunk_state -c 1 \
-    "$bin" --op forward $ref --t 65536 --deg 2 --iters 1 --warmup 0 2>&1 | grep -E "stalled" | sort -k3 -n -r | head -12
+    "$bin" --op forward $ref --t 65536 --deg $p --iters 1 --warmup 0 2>&1 | grep -E "stalled" | sort -k3 -n -r | head -12
   timeout 200 ncu --section SourceCounters --section WarpStateStats -k regex:chunk_state -c 1 -f -o /tmp/state \
-    "$bin" --op forward $ref --t 65536 --deg 2 --iters 1 --warmup 0 > /dev/null 2>&1
-  ncu --import /tmp/state.ncu-rep --page source --print-source sass --csv > "$out/state-sass.csv" 2>&1
-  python3 - "$out/state-sass.csv" <<'PY'
+    "$bin" --op forward $ref --t 65536 --deg $p --iters 1 --warmup 0 > /dev/null 2>&1
+  ncu --import /tmp/state.ncu-rep --page source --print-source sass --csv > "$out/state-sass-p$p.csv" 2>&1
+  python3 - "$out/state-sass-p$p.csv" <<'PY'
 import csv, sys
 rows = list(csv.reader(open(sys.argv[1])))
 head = next(i for i, r in enumerate(rows) if any("Source" in c for c in r))
 cols = rows[head]
-print("columns:", [c for c in cols][:40])
 key = next((i for i, c in enumerate(cols) if "Sampling" in c and "All" in c), None)
 src = next(i for i, c in enumerate(cols) if c == "Source")
 if key is None:
@@ -51,4 +53,4 @@ total = sum(float(r[key]) for r in data) or 1
 for r in sorted(data, key=lambda r: -float(r[key]))[:40]:
     print(f"{100 * float(r[key]) / total:5.1f}%  {r[src][:90]}")
 PY
-fi
+done
