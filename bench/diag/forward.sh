@@ -24,8 +24,7 @@ for kernels in ${POWERRET_DIAG_KERNELS-sm80 wgmma}; do
   done
 done 2>&1 | tee "$out/sweep.txt"
 unset POWERRET_FORWARD_KERNELS
-[ "${POWERRET_DIAG_NCU:-1}" = 1 ] || exit 0
-for p in 2 1; do
+for p in $([ "${POWERRET_DIAG_NCU:-1}" = 1 ] && echo 2 1); do
   timeout 200 ncu --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
     -k regex:chunk -c 2 "$bin" --op forward $ref --t 65536 --deg $p --iters 1 --warmup 0 > "$out/ncu-p$p.txt" 2>&1
   grep -E "chunk_.*Context|Duration|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Warp Cycles Per Issued|Dynamic Shared" "$out/ncu-p$p.txt"
