@@ -90,7 +90,10 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   constexpr bool kScaled = std::is_same_v<T, __half>;
   constexpr auto kMajorV = wg::GMMA::Major::MN, kMajorOnes = wg::GMMA::Major::K;
   extern __shared__ unsigned char smem_raw[];
-  Shared& sm = *reinterpret_cast<Shared*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
+  // 1024-byte alignment (the 128-byte swizzle) by an offset from smem_raw, not by integer arithmetic on a
+  // generic pointer: that loses the shared address space, and every access becomes a generic LD (long
+  // scoreboard) instead of LDS (measured: the largest stall of the first version).
+  Shared& sm = *reinterpret_cast<Shared*>(smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u));
   allow_dependents();  // chunk_output_mma may start: it waits on workspace.ready per chunk
 
   // warp through a shuffle: ptxas then knows it is warp-uniform (else it serialises every wgmma)
