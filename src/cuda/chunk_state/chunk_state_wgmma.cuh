@@ -84,8 +84,9 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   using Shared = StateWgShared<T, kD, kE>;
   constexpr int kNt = kE / 8;               // 8-column blocks of the accumulators
   constexpr int kTt = kStateMmaTokens;      // tokens per tile
-  constexpr int kMt = kStateWgMTiles;       // m-tiles per warp (one per m64 tile)
   constexpr int kCtas = (Rows::kRows + kMmaScaleRows - 1) / kMmaScaleRows;
+  // m-tiles per warp (one per m64 tile); a single-block state (deg 1, d <= 64) has only one m64 tile
+  constexpr int kMt = kCtas == 1 ? (Rows::kTiles + kStateWgConsumers - 1) / kStateWgConsumers : kStateWgMTiles;
   constexpr int kScaleTiles = kCtas;
   constexpr bool kScaled = std::is_same_v<T, __half>;
   constexpr auto kMajorV = wg::GMMA::Major::MN, kMajorOnes = wg::GMMA::Major::K;
