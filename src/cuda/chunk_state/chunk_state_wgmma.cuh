@@ -76,8 +76,13 @@ __device__ __forceinline__ void bar_arrive(int id, int threads) {
   asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
+// A state of one block per (b, head) (deg 1) has only b h blocks: registers do not limit it, so it
+// takes one block per SM and splits its accumulation over two accumulator sets (kKSplit).
+template <int kD, int kDeg>
+inline constexpr bool kStateWgSingleBlock = (PaddedRows<kD, kDeg>::kRows + kMmaScaleRows - 1) / kMmaScaleRows == 1;
+
 template <typename T, int kD, int kE, int kDeg>
-__global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
+__global__ void __launch_bounds__(kStateWgThreads, kE == 128 || kStateWgSingleBlock<kD, kDeg> ? 1 : 2)
     chunk_state_wgmma_kernel(detail::ForwardProblem problem, MmaWorkspace workspace) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using Rows = PaddedRows<kD, kDeg>;
@@ -128,12 +133,53 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   const float* mLg = problem.log_g != nullptr ? problem.log_g + b * t * h + hk : nullptr;
 
   // ---- accumulators: u (acc) and z (accz, every column the same), from the initial state or 0 ---------
+  // The MMAs of step s accumulate into set s % kKSplit: with two sets, consecutive steps do not wait for
+  // each other (a chain of dependent wgmmas runs at its latency, ~285 clocks a step measured on the
+  // H100). The sets are summed at each chunk start, before u is read.
+  constexpr int kKSplit = kStateWgSingleBlock<kD, kDeg> ? 2 : 1;
   float acc[kMt][kE / 2];
   float accz[kMt][4];
-  {  // every thread defines every accumulator without branching (ptxas serialises the wgmmas otherwise)
+  float acc_b[kKSplit == 2 ? kMt : 1][kE / 2];  // the second set (kKSplit == 2)
+  float accz_b[kKSplit == 2 ? kMt : 1][4];
+  if constexpr (kKSplit == 2) {
+#pragma unroll
+    for (int mt = 0; mt < kMt; ++mt) {
+#pragma unroll
+      for (int x = 0; x < kE / 2; ++x) acc_b[mt][x] = 0.f;
+#pragma unroll
+      for (int x = 0; x < 4; ++x) accz_b[mt][x] = 0.f;
+    }
+  }
+  // after wait<0>: keep every accumulator in place, then fold the second set into the first
+  auto settle = [&] {
+#pragma unroll
+    for (int mt = 0; mt < kMt; ++mt) {
+#pragma unroll
+      for (int x = 0; x < kE / 2; ++x) wg::keep(acc[mt][x]);
+#pragma unroll
+      for (int x = 0; x < 4; ++x) wg::keep(accz[mt][x]);
+      if constexpr (kKSplit == 2) {
+#pragma unroll
+        for (int x = 0; x < kE / 2; ++x) {
+          wg::keep(acc_b[mt][x]);
+          acc[mt][x] += acc_b[mt][x];
+          acc_b[mt][x] = 0.f;
+        }
+#pragma unroll
+        for (int x = 0; x < 4; ++x) {
+          wg::keep(accz_b[mt][x]);
+          accz[mt][x] += accz_b[mt][x];
+          accz_b[mt][x] = 0.f;
+        }
+      }
+    }
+  };
+  {  // every thread defines every accumulator without branching (ptxas serialises the wgmmas otherwise):
+     // the loads are unconditional, from a valid address (workspace.ready) where there is no initial state
     const bool load = problem.s0 != nullptr;
-    const float* gS0 = problem.s0 + bh * problem.D * kE;
-    const float* gZ0 = problem.z0 + bh * problem.D;
+    const float* dummy = reinterpret_cast<const float*>(workspace.ready);
+    const float* gS0 = load ? problem.s0 + bh * problem.D * kE : dummy;
+    const float* gZ0 = load ? problem.z0 + bh * problem.D : dummy;
 #pragma unroll
     for (int mt = 0; mt < kMt; ++mt) {
       const bool on = load && active[mt];
@@ -142,13 +188,16 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       const float inv_lo = 1.f / Rows::phi_weight(i_row[mt], j_lo), inv_hi = 1.f / Rows::phi_weight(i_row[mt], j_hi);
 #pragma unroll
       for (int nt = 0; nt < kNt; ++nt) {
-        const int col = nt * 8 + 2 * tq;
-        acc[mt][4 * nt + 0] = on ? gS0[r_lo * kE + col] * inv_lo : 0.f;
-        acc[mt][4 * nt + 1] = on ? gS0[r_lo * kE + col + 1] * inv_lo : 0.f;
-        acc[mt][4 * nt + 2] = on ? gS0[r_hi * kE + col] * inv_hi : 0.f;
-        acc[mt][4 * nt + 3] = on ? gS0[r_hi * kE + col + 1] * inv_hi : 0.f;
+        const int col = on ? nt * 8 + 2 * tq : 0;
+        const float x0 = gS0[r_lo * kE + col], x1 = gS0[r_lo * kE + col + (on ? 1 : 0)];
+        const float x2 = gS0[r_hi * kE + col], x3 = gS0[r_hi * kE + col + (on ? 1 : 0)];
+        acc[mt][4 * nt + 0] = on ? x0 * inv_lo : 0.f;
+        acc[mt][4 * nt + 1] = on ? x1 * inv_lo : 0.f;
+        acc[mt][4 * nt + 2] = on ? x2 * inv_hi : 0.f;
+        acc[mt][4 * nt + 3] = on ? x3 * inv_hi : 0.f;
       }
-      const float z_lo = on ? gZ0[r_lo] * inv_lo : 0.f, z_hi = on ? gZ0[r_hi] * inv_hi : 0.f;
+      const float zl = gZ0[r_lo], zh = gZ0[r_hi];
+      const float z_lo = on ? zl * inv_lo : 0.f, z_hi = on ? zh * inv_hi : 0.f;
       accz[mt][0] = accz[mt][1] = z_lo;
       accz[mt][2] = accz[mt][3] = z_hi;
     }
@@ -304,13 +353,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     if (pos0 == 0) {  // ---- chunk n starts: its gates, S_enter[n], then u *= decay ------------------------
       bar_sync(kBarGates, kStateWgThreads);
       wg::wait<0>();
-#pragma unroll
-      for (int mt = 0; mt < kMt; ++mt) {
-#pragma unroll
-        for (int x = 0; x < kE / 2; ++x) wg::keep(acc[mt][x]);
-#pragma unroll
-        for (int x = 0; x < 4; ++x) wg::keep(accz[mt][x]);
-      }
+      settle();
       if (n > 0 || problem.s0 != nullptr) write_entering(n);
       bar_arrive(kBarStarted, kStateWgThreads);
       const float decay = sm.decay[n & 1];
@@ -354,8 +397,13 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       const uint64_t desc = desc_st + static_cast<uint64_t>(s * (kMmaTile * kE * 2 / 16));
 #pragma unroll
       for (int mt = 0; mt < kMt; ++mt) {
-        wg::mma_rs<T, kE, kMajorV>(acc[mt], as[mt], desc);
-        wg::mma_rs<T, 8, kMajorOnes>(accz[mt], as[mt], desc_ones);
+        if (kKSplit == 2 && s % 2 == 1) {
+          wg::mma_rs<T, kE, kMajorV>(acc_b[mt], as[mt], desc);
+          wg::mma_rs<T, 8, kMajorOnes>(accz_b[mt], as[mt], desc_ones);
+        } else {
+          wg::mma_rs<T, kE, kMajorV>(acc[mt], as[mt], desc);
+          wg::mma_rs<T, 8, kMajorOnes>(accz[mt], as[mt], desc_ones);
+        }
       }
       wg::commit();
     }
@@ -368,13 +416,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   }
   cp_async_wait<0>();
   wg::wait<0>();
-#pragma unroll
-  for (int mt = 0; mt < kMt; ++mt) {
-#pragma unroll
-    for (int x = 0; x < kE / 2; ++x) wg::keep(acc[mt][x]);
-#pragma unroll
-    for (int x = 0; x < 4; ++x) wg::keep(accz[mt][x]);
-  }
+  settle();
 
   // ---- the final state S = w u, z = w z_u (fp32, public rows i <= j) -----------------------------------
   if (problem.s_out != nullptr) {
