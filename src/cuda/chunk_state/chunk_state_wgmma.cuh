@@ -316,12 +316,12 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 || kStateWgSingleBl
     bar_arrive(kBarGates, kStateWgThreads);  // chunk 0's gates
     for (int64_t n = 0; n < n_chunks; ++n) {
       bar_sync(kBarStarted, kStateWgThreads);  // S_enter[n] written; chunk n - 1's slot read for the last time
-      if ((n > 0 || problem.s0 != nullptr) && lane == 0) signal_ready(workspace.ready + bh * n_chunks + n);
-      if (n + 1 < n_chunks) {
+      if (n + 1 < n_chunks) {  // first what the warpgroup waits for, then the signal
         scan_into(n + 1);
         load_gates(n + 2);
         bar_arrive(kBarGates, kStateWgThreads);
       }
+      if ((n > 0 || problem.s0 != nullptr) && lane == 0) signal_ready(workspace.ready + bh * n_chunks + n);
     }
     return;
   }

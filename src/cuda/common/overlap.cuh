@@ -3,7 +3,8 @@
 //   allow_dependents()    the primary grid lets the dependent grid start launching blocks now
 //                         (once every primary block has called it or exited)
 //   wait_primary()        the dependent waits for the primary grid to finish, its writes visible
-//   signal_ready(c)       after a block barrier: the block's earlier global writes, then c += 1 (release)
+//   signal_ready(c)       after a block barrier: c += 1 with release semantics at GPU scope, which orders
+//                         the block's earlier global writes (ordered before it by the barrier) before it
 //   wait_ready(c, n)      one thread: spin until c >= n (acquire); the caller then barriers its block
 // Without sm_90 (never built here: the library targets sm_90a) the launch primitives are no-ops.
 #pragma once
@@ -24,10 +25,11 @@ __device__ __forceinline__ void wait_primary() {
 #endif
 }
 
-// Called by one thread after a __syncthreads() that follows the block's writes.
+// Called by one thread after a barrier that follows the block's writes. A release reduction, not
+// __threadfence() + atomicAdd: the sequentially consistent fence that __threadfence() is waited for the
+// signalling thread's outstanding memory operations at every chunk.
 __device__ __forceinline__ void signal_ready(int32_t* counter) {
-  __threadfence();
-  atomicAdd(counter, 1);
+  asm volatile("red.release.gpu.global.add.s32 [%0], 1;\n" ::"l"(counter) : "memory");
 }
 
 __device__ __forceinline__ void wait_ready(const int32_t* counter, int32_t target) {
