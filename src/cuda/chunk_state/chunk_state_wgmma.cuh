@@ -76,13 +76,8 @@ __device__ __forceinline__ void bar_arrive(int id, int threads) {
   asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
-// A state of one block per (b, head) (deg 1) has only b h blocks: registers do not limit it, so it
-// takes one block per SM and splits its accumulation over two accumulator sets (kKSplit).
-template <int kD, int kDeg>
-inline constexpr bool kStateWgSingleBlock = (PaddedRows<kD, kDeg>::kRows + kMmaScaleRows - 1) / kMmaScaleRows == 1;
-
 template <typename T, int kD, int kE, int kDeg>
-__global__ void __launch_bounds__(kStateWgThreads, kE == 128 || kStateWgSingleBlock<kD, kDeg> ? 1 : 2)
+__global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     chunk_state_wgmma_kernel(detail::ForwardProblem problem, MmaWorkspace workspace) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using Rows = PaddedRows<kD, kDeg>;
@@ -133,24 +128,9 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 || kStateWgSingleBl
   const float* mLg = problem.log_g != nullptr ? problem.log_g + b * t * h + hk : nullptr;
 
   // ---- accumulators: u (acc) and z (accz, every column the same), from the initial state or 0 ---------
-  // The MMAs of step s accumulate into set s % kKSplit: with two sets, consecutive steps do not wait for
-  // each other (a chain of dependent wgmmas runs at its latency, ~285 clocks a step measured on the
-  // H100). The sets are summed at each chunk start, before u is read.
-  constexpr int kKSplit = kStateWgSingleBlock<kD, kDeg> ? 2 : 1;
   float acc[kMt][kE / 2];
   float accz[kMt][4];
-  float acc_b[kKSplit == 2 ? kMt : 1][kE / 2];  // the second set (kKSplit == 2)
-  float accz_b[kKSplit == 2 ? kMt : 1][4];
-  if constexpr (kKSplit == 2) {
-#pragma unroll
-    for (int mt = 0; mt < kMt; ++mt) {
-#pragma unroll
-      for (int x = 0; x < kE / 2; ++x) acc_b[mt][x] = 0.f;
-#pragma unroll
-      for (int x = 0; x < 4; ++x) accz_b[mt][x] = 0.f;
-    }
-  }
-  // after wait<0>: keep every accumulator in place, then fold the second set into the first
+  // after wait<0>: keep every accumulator where the MMAs left it before reading it
   auto settle = [&] {
 #pragma unroll
     for (int mt = 0; mt < kMt; ++mt) {
@@ -158,20 +138,6 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 || kStateWgSingleBl
       for (int x = 0; x < kE / 2; ++x) wg::keep(acc[mt][x]);
 #pragma unroll
       for (int x = 0; x < 4; ++x) wg::keep(accz[mt][x]);
-      if constexpr (kKSplit == 2) {
-#pragma unroll
-        for (int x = 0; x < kE / 2; ++x) {
-          wg::keep(acc_b[mt][x]);
-          acc[mt][x] += acc_b[mt][x];
-          acc_b[mt][x] = 0.f;
-        }
-#pragma unroll
-        for (int x = 0; x < 4; ++x) {
-          wg::keep(accz_b[mt][x]);
-          accz[mt][x] += accz_b[mt][x];
-          accz_b[mt][x] = 0.f;
-        }
-      }
     }
   };
   {  // every thread defines every accumulator without branching (ptxas serialises the wgmmas otherwise):
@@ -397,13 +363,8 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 || kStateWgSingleBl
       const uint64_t desc = desc_st + static_cast<uint64_t>(s * (kMmaTile * kE * 2 / 16));
 #pragma unroll
       for (int mt = 0; mt < kMt; ++mt) {
-        if (kKSplit == 2 && s % 2 == 1) {
-          wg::mma_rs<T, kE, kMajorV>(acc_b[mt], as[mt], desc);
-          wg::mma_rs<T, 8, kMajorOnes>(accz_b[mt], as[mt], desc_ones);
-        } else {
-          wg::mma_rs<T, kE, kMajorV>(acc[mt], as[mt], desc);
-          wg::mma_rs<T, 8, kMajorOnes>(accz[mt], as[mt], desc_ones);
-        }
+        wg::mma_rs<T, kE, kMajorV>(acc[mt], as[mt], desc);
+        wg::mma_rs<T, 8, kMajorOnes>(accz[mt], as[mt], desc_ones);
       }
       wg::commit();
     }
