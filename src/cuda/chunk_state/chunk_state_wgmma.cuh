@@ -45,12 +45,21 @@ inline constexpr int kStateWgThreads = (kStateWgConsumers + 1) * kWarpSize;  // 
 inline constexpr int kStateWgM = 64;                                   // rows per wgmma
 inline constexpr int kStateWgMTiles = kMmaScaleRows / kStateWgM;       // m64 tiles per block (2)
 
-template <typename T, int kD, int kE>
+// Diagnostic variants (bench/diag/state_loop.cu times them; the library launches kDiag = 0 only): each bit
+// removes one part of the per-tile work, so the time a part costs on the critical path can be measured.
+enum StateWgDiag : unsigned {
+  kDiagNoCopies = 1,     // no K/V copies after the prologue (the stages keep their first tiles)
+  kDiagNoMma = 2,        // no wgmma (the A fragments are still formed)
+  kDiagNoA = 4,          // no A formation (the wgmmas read stale fragments)
+  kDiagNoChunkWork = 8,  // no S_enter writes and no decay at chunk starts (the gate barriers stay)
+};
+
+template <typename T, int kD, int kE, int kStages = kStateWgStages>
 struct StateWgShared {
   static constexpr int kLdK = kD + 8;  // 16-byte row shift: conflict-free ldmatrix
   static constexpr int kVBytes = kStateMmaTokens * kE * 2;
-  alignas(1024) unsigned char v[kStateWgStages][kVBytes];  // [stage] swizzled (e, tok) tiles: wgmma's B
-  T k[kStateWgStages][kStateMmaTokens][kLdK];                // [stage][tok][kk]
+  alignas(1024) unsigned char v[kStages][kVBytes];  // [stage] swizzled (e, tok) tiles: wgmma's B
+  T k[kStages][kStateMmaTokens][kLdK];                // [stage][tok][kk]
   alignas(16) T ones[8 * 16];                                // B of the z column: 8 x 16, all 1
   uint32_t gamma2[2][kMaxChunk / 2];                         // [chunk & 1][m] gamma of tokens 2 m, 2 m + 1 (T pairs)
   float decay[2];                                            // [chunk & 1] decay(enter -> L)
@@ -76,12 +85,16 @@ __device__ __forceinline__ void bar_arrive(int id, int threads) {
   asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
-template <typename T, int kD, int kE, int kDeg>
+// kStages tiles of shared memory, copies kAhead tiles ahead (the stage refilled at tile q's barrier held
+// tile q + kAhead - kStages, whose MMAs finished during tile q - 1: kAhead <= kStages - 2).
+template <typename T, int kD, int kE, int kDeg, int kStages = kStateWgStages, int kAhead = kStateWgLoadAhead,
+          unsigned kDiag = 0>
 __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     chunk_state_wgmma_kernel(detail::ForwardProblem problem, MmaWorkspace workspace) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  static_assert(kAhead >= 1 && kAhead <= kStages - 2, "the refilled stage must be free");
   using Rows = PaddedRows<kD, kDeg>;
-  using Shared = StateWgShared<T, kD, kE>;
+  using Shared = StateWgShared<T, kD, kE, kStages>;
   constexpr int kNt = kE / 8;               // 8-column blocks of the accumulators
   constexpr int kTt = kStateMmaTokens;      // tokens per tile
   constexpr int kCtas = (Rows::kRows + kMmaScaleRows - 1) / kMmaScaleRows;
@@ -294,7 +307,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 
   // ---- the warpgroup: prologue --------------------------------------------------------------------------
 #pragma unroll
-  for (int q = 0; q < kStateWgLoadAhead; ++q) {
+  for (int q = 0; q < kAhead; ++q) {
     if (q < n_tiles) load_tile(q, q);
     cp_async_commit();
   }
@@ -312,17 +325,17 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   for (int64_t q = 0; q < n_tiles; ++q) {
     // tile q landed (this thread's pieces; cp.async writes need no proxy fence before wgmma reads them,
     // as CUTLASS's cp.async GMMA mainloops rely on, and a fence here would also wait for tile q + 1)
-    cp_async_wait<kStateWgLoadAhead - 1>();
-    bar_sync(kBarTile, kConsumerThreads);  // tile q visible; stage (q + 2) % 4 free
-    if (q + kStateWgLoadAhead < n_tiles) load_tile(q + kStateWgLoadAhead, (st + kStateWgLoadAhead) % kStateWgStages);
+    cp_async_wait<kAhead - 1>();
+    bar_sync(kBarTile, kConsumerThreads);  // tile q visible; stage (q + kAhead) % kStages free
+    if (!(kDiag & kDiagNoCopies) && q + kAhead < n_tiles) load_tile(q + kAhead, (st + kAhead) % kStages);
     cp_async_commit();
     if (pos0 == 0) {  // ---- chunk n starts: its gates, S_enter[n], then u *= decay ------------------------
       bar_sync(kBarGates, kStateWgThreads);
       wg::wait<0>();
       settle();
-      if (n > 0 || problem.s0 != nullptr) write_entering(n);
+      if (!(kDiag & kDiagNoChunkWork) && (n > 0 || problem.s0 != nullptr)) write_entering(n);
       bar_arrive(kBarStarted, kStateWgThreads);
-      const float decay = sm.decay[n & 1];
+      const float decay = (kDiag & kDiagNoChunkWork) ? 1.f : sm.decay[n & 1];
 #pragma unroll
       for (int mt = 0; mt < kMt; ++mt) {
 #pragma unroll
@@ -347,6 +360,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       const uint32_t gm_hi = gamma2[(k0 + 8 + 2 * tq) / 2];
 #pragma unroll
       for (int mt = 0; mt < kMt; ++mt) {
+        if constexpr ((kDiag & kDiagNoA) != 0) continue;
         ldmatrix_x4_trans(as[mt], &sm.k[st][k0 + (lane & 7) + ((lane >> 4) << 3)][jb[mt] * kMmaTile + (((lane >> 3) & 1) << 3)]);
         uint32_t s_lo = gm_lo, s_hi = gm_hi;
         if constexpr (kDeg == 2) {  // (k_tok[i], k_tok+1[i]) as a T pair, times the gamma pair
@@ -363,12 +377,13 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       const uint64_t desc = desc_st + static_cast<uint64_t>(s * (kMmaTile * kE * 2 / 16));
 #pragma unroll
       for (int mt = 0; mt < kMt; ++mt) {
+        if constexpr ((kDiag & kDiagNoMma) != 0) continue;
         wg::mma_rs<T, kE, kMajorV>(acc[mt], as[mt], desc);
         wg::mma_rs<T, 8, kMajorOnes>(accz[mt], as[mt], desc_ones);
       }
       wg::commit();
     }
-    st = st + 1 == kStateWgStages ? 0 : st + 1;
+    st = st + 1 == kStages ? 0 : st + 1;
     pos0 += kTt;
     if (pos0 == c) {
       pos0 = 0;
