@@ -30,6 +30,7 @@
 
 #include "cuda/chunk_output/chunk_output_mma.hpp"
 #include "cuda/common/check.hpp"
+#include "cuda/common/device_info.hpp"
 #include "cuda/common/dtype.cuh"
 #include "cuda/common/gates.cuh"
 #include "cuda/common/limits.hpp"
@@ -389,7 +390,8 @@ void launch_chunk_output_mma(const detail::ForwardProblem& problem, const MmaWor
                              cudaStream_t stream) {
   constexpr int kSmem = static_cast<int>(sizeof(OutputMmaShared<T, kD, kE, kDeg>));
   const auto kernel = chunk_output_mma_kernel<T, kD, kE, kDeg>;
-  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem), "chunk_output_mma");
+  static SmemOptIn smem_opt_in;  // one per instantiation of this launcher, i.e. per kernel
+  smem_opt_in.ensure(kernel, kSmem, problem.device, "chunk_output_mma");
   const int64_t q_tiles = problem.chunk / std::min(problem.chunk, kOutputMmaQueries);
   // Launched to overlap the chunk_state_mma launch before it (programmatic stream serialization): its
   // blocks start once every state block runs, and wait per chunk on workspace.ready.

@@ -378,7 +378,8 @@ void launch_chunk_state_mma(const detail::ForwardProblem& problem, const MmaWork
   constexpr int kCtas = (Rows::kTiles * kMmaTile + kRowsPerCta - 1) / kRowsPerCta;
   constexpr int kSmem = static_cast<int>(sizeof(StateMmaShared<T, kD, kE>));
   const auto kernel = chunk_state_mma_kernel<T, kD, kE, kDeg>;
-  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem), "chunk_state_mma");
+  static SmemOptIn smem_opt_in;  // one per instantiation of this launcher, i.e. per kernel
+  smem_opt_in.ensure(kernel, kSmem, problem.device, "chunk_state_mma");
   const dim3 grid(grid_x(problem.b * problem.h * kCtas, "chunk_state_mma"));
   kernel<<<grid, kStateMmaWarps<kE> * kWarpSize, kSmem, stream>>>(problem, workspace);
   POWERRET_CUDA_CHECK_LAUNCH("chunk_state_mma");

@@ -28,6 +28,7 @@
 
 #include "cuda/chunk_state/chunk_state_mma.hpp"
 #include "cuda/common/check.hpp"
+#include "cuda/common/device_info.hpp"
 #include "cuda/common/dtype.cuh"
 #include "cuda/common/gates.cuh"
 #include "cuda/common/limits.hpp"
@@ -427,7 +428,8 @@ void launch_chunk_state_wgmma(const detail::ForwardProblem& problem, const MmaWo
   constexpr int kCtas = (Rows::kRows + kMmaScaleRows - 1) / kMmaScaleRows;
   constexpr int kSmem = static_cast<int>(sizeof(StateWgShared<T, kD, kE>)) + 1024;  // + alignment slack
   const auto kernel = chunk_state_wgmma_kernel<T, kD, kE, kDeg>;
-  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem), "chunk_state_wgmma");
+  static SmemOptIn smem_opt_in;  // one per instantiation of this launcher, i.e. per kernel
+  smem_opt_in.ensure(kernel, kSmem, problem.device, "chunk_state_wgmma");
   const dim3 grid(grid_x(problem.b * problem.h * kCtas, "chunk_state_wgmma"));
   kernel<<<grid, kStateWgThreads, kSmem, stream>>>(problem, workspace);
   POWERRET_CUDA_CHECK_LAUNCH("chunk_state_wgmma");

@@ -2,6 +2,8 @@
 // no device synchronisation, no stream work: safe while a stream is being captured into a CUDA graph.
 //   sm_count(device)                     == torch.cuda.get_device_properties(device).multi_processor_count
 //   compute_major(device)                == torch.cuda.get_device_properties(device).major
+//   SmemOptIn::ensure(kernel, bytes, device, name)   a kernel's dynamic shared-memory limit raised to `bytes`,
+//                                        once per device (a static of the kernel's launcher: one per kernel)
 //   use_wgmma(device)                    the forward's sm_90a (wgmma) kernels run: a 9.x device, a build
 //                                        for sm_90a, and POWERRET_FORWARD_KERNELS is not "sm80" (a
 //                                        diagnostic switch to the mma.sync kernels, read once)
@@ -48,6 +50,22 @@ inline int compute_major(int device) {
   return device_attribute<cudaDevAttrComputeCapabilityMajor>(device,
                                                             "cudaDeviceGetAttribute(cudaDevAttrComputeCapabilityMajor)");
 }
+
+// cudaFuncSetAttribute per launch costs host time on every call (it matters for short multi-token steps);
+// the attribute belongs to the kernel on a device and never changes, so each launcher sets it once.
+class SmemOptIn {
+ public:
+  template <typename... Args>
+  void ensure(void (*kernel)(Args...), int bytes, int device, const char* name) {
+    const bool cached = device >= 0 && device < kCachedDevices;
+    if (cached && done_[device].load(std::memory_order_acquire) >= bytes) return;
+    check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes), name);
+    if (cached) done_[device].store(bytes, std::memory_order_release);
+  }
+
+ private:
+  std::array<std::atomic<int>, kCachedDevices> done_{};
+};
 
 inline bool use_wgmma(int device) {
 #if defined(POWERRET_WGMMA)
