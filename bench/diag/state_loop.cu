@@ -41,7 +41,7 @@ struct Buffers {
 template <int kDeg, int kStages, int kAhead, unsigned kDiag>
 void run(const char* name, const Buffers& buf, int64_t t, int64_t h, int chunk) {
   using Rows = PaddedRows<kD, kDeg>;
-  constexpr int kCtas = (Rows::kRows + kMmaScaleRows - 1) / kMmaScaleRows;
+  constexpr int kCtas = Rows::kRowTiles;
   detail::ForwardProblem p;
   p.b = 1;
   p.t = t;

@@ -55,7 +55,7 @@ template <typename T, int kD, int kE, int kDeg>
 struct OutputMmaShared {
   static constexpr int kLdQ = kD + 8;  // 16-byte row shift: conflict-free ldmatrix
   static constexpr int kLdW = kE + 8;
-  static constexpr int kScaleTiles = (PaddedRows<kD, kDeg>::kRows + kMmaScaleRows - 1) / kMmaScaleRows;
+  static constexpr int kScaleTiles = PaddedRows<kD, kDeg>::kRowTiles;
   T q[kOutputMmaQueries][kLdQ];  // [i][kk]
   union {
     struct {

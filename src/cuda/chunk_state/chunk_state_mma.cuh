@@ -77,8 +77,8 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
   constexpr int kThreads = kWarps * kWarpSize;
   constexpr int kNt = kE / 8 / kStateMmaColSplit<kE>;  // this warp's n-tiles of 8 value columns
   constexpr int kTt = kStateMmaTokens;                  // tokens per tile (the GPU's chunks are multiples)
-  constexpr int kCtas = (Rows::kTiles + kRowWarps * kMt - 1) / (kRowWarps * kMt);
-  constexpr int kScaleTiles = (Rows::kRows + kMmaScaleRows - 1) / kMmaScaleRows;
+  constexpr int kCtas = Rows::kRowTiles;  // blocks per head (kRowWarps kMt m-tiles = 128 rows each)
+  constexpr int kScaleTiles = Rows::kRowTiles;
   constexpr bool kScaled = std::is_same_v<T, __half>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   Shared& sm = *reinterpret_cast<Shared*>(smem_raw);
@@ -375,7 +375,7 @@ void launch_chunk_state_mma(const detail::ForwardProblem& problem, const MmaWork
   using Rows = PaddedRows<kD, kDeg>;
   constexpr int kRowsPerCta = kStateMmaRowWarps<kE> * kStateMmaTilesPerWarp<kE> * kMmaTile;
   static_assert(kRowsPerCta == kMmaScaleRows, "one fp16 scale per block and chunk");
-  constexpr int kCtas = (Rows::kTiles * kMmaTile + kRowsPerCta - 1) / kRowsPerCta;
+  constexpr int kCtas = Rows::kRowTiles;
   constexpr int kSmem = static_cast<int>(sizeof(StateMmaShared<T, kD, kE>));
   const auto kernel = chunk_state_mma_kernel<T, kD, kE, kDeg>;
   static SmemOptIn smem_opt_in;  // one per instantiation of this launcher, i.e. per kernel

@@ -98,7 +98,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   using Shared = StateWgShared<T, kD, kE, kStages>;
   constexpr int kNt = kE / 8;               // 8-column blocks of the accumulators
   constexpr int kTt = kStateMmaTokens;      // tokens per tile
-  constexpr int kCtas = (Rows::kRows + kMmaScaleRows - 1) / kMmaScaleRows;
+  constexpr int kCtas = Rows::kRowTiles;  // blocks per head
   // m-tiles per warp (one per m64 tile); a single-block state (deg 1, d <= 64) has only one m64 tile
   constexpr int kMt = kCtas == 1 ? (Rows::kTiles + kStateWgConsumers - 1) / kStateWgConsumers : kStateWgMTiles;
   constexpr int kScaleTiles = kCtas;
@@ -425,7 +425,7 @@ template <typename T, int kD, int kE, int kDeg>
 void launch_chunk_state_wgmma(const detail::ForwardProblem& problem, const MmaWorkspace& workspace,
                               cudaStream_t stream) {
   using Rows = PaddedRows<kD, kDeg>;
-  constexpr int kCtas = (Rows::kRows + kMmaScaleRows - 1) / kMmaScaleRows;
+  constexpr int kCtas = Rows::kRowTiles;
   constexpr int kSmem = static_cast<int>(sizeof(StateWgShared<T, kD, kE>)) + 1024;  // + alignment slack
   const auto kernel = chunk_state_wgmma_kernel<T, kD, kE, kDeg>;
   static SmemOptIn smem_opt_in;  // one per instantiation of this launcher, i.e. per kernel

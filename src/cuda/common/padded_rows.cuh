@@ -25,6 +25,7 @@ struct PaddedRows {
   static constexpr int kBlocks = kD / kMmaTile;                              // 16-column blocks of x
   static constexpr int kRows = static_cast<int>(padded_state_rows(kD, kDeg));  // padded rows
   static constexpr int kTiles = kRows / kMmaTile;                            // m-tiles
+  static constexpr int kRowTiles = static_cast<int>(state_row_tiles(kD, kDeg));  // 128-row tiles (state blocks)
   static constexpr int kGroups = kDeg == 2 ? kD : 1;                         // values of i (groups of tiles)
 
   // First jb of group i, and the tiles of group i.           == i // 16,  nb - i // 16

@@ -51,6 +51,11 @@ constexpr int64_t padded_state_rows(int64_t d, int deg) {
   return deg == 1 ? d : deg == 2 ? kMmaTile * kMmaTile * nb * (nb + 1) / 2 : 0;
 }
 
+// The 128-row tiles of those rows: chunk_state_mma's blocks per head, and one fp16 scale each per chunk.
+constexpr int64_t state_row_tiles(int64_t d, int deg) {
+  return (padded_state_rows(d, deg) + kMmaScaleRows - 1) / kMmaScaleRows;
+}
+
 struct WorkspaceLayout {
   std::size_t states = 0, zs = 0, decays = 0, ready = 0;  // byte offsets
   std::size_t bytes = 0;                       // total
@@ -76,7 +81,7 @@ inline WorkspaceLayout mma_workspace_layout(const detail::ForwardProblem& proble
   const auto chunks = static_cast<std::size_t>(problem.b * problem.h * problem.n_chunks);
   const auto rows = static_cast<std::size_t>(padded_state_rows(problem.d, problem.deg));
   const auto e = static_cast<std::size_t>(problem.e);
-  const std::size_t tiles = (rows + kMmaScaleRows - 1) / kMmaScaleRows;
+  const auto tiles = static_cast<std::size_t>(state_row_tiles(problem.d, problem.deg));
   constexpr std::size_t kHalf = 2;  // bytes of fp16 / bf16
   WorkspaceLayout layout;
   layout.states = 0;
