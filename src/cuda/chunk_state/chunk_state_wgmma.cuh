@@ -2,20 +2,20 @@
 // workspace it writes) on sm_90a warpgroup MMAs. Same grid, same 128 padded rows per block, same
 // entering states, ready counters and final state: chunk_output_mma reads either kernel's output.
 //
-// Block = one consumer warpgroup (warps 0-3) + one gate warp (warp 4, `producer`), 160 threads.
-//   The warpgroup owns the block's 128 rows as two m64 tiles; warp w of tile T holds m-tile
-//   8 cta + 4 T + w (rows (i, 16 jb + r)) and, per 16-token k-step, forms its A fragment exactly as
-//   chunk_state_mma does (ldmatrix.trans of sK times the lane's gamma_tok k_tok[i] pairs). One
-//   wgmma m64 x e x k16 per tile and step takes B = V straight from shared memory (N-major, swizzled),
-//   one m64 x 8 x k16 against a tile of ones accumulates z. A fragments rotate through kARing register
-//   sets (4; e = 128: 2, for registers): a step overwrites the set of step s - kARing after
-//   wait<kARing - 1>, so up to kARing - 1 steps' MMAs run while the next A is formed. The stage refilled
-//   at tile q's barrier held tile q - 2: its MMAs were complete before step 3 of tile q - 1 began.
+// Block = one warpgroup (warps 0-3) + one gate warp (warp 4), 160 threads.
+//   The warpgroup owns the block's 128 rows as two m64 tiles (one when a head's state has at most 64
+//   rows: deg 1, d <= 64); warp w of tile T holds m-tile 8 cta + 4 T + w (rows (i, 16 jb + r)) and, per
+//   16-token k-step, forms its A fragment exactly as chunk_state_mma does (ldmatrix.trans of sK times
+//   the lane's gamma_tok k_tok[i] pairs). One wgmma m64 x e x k16 per m64 tile and step takes B = V
+//   straight from shared memory (N-major, swizzled); one m64 x 8 x k16 against a tile of ones accumulates
+//   z. A fragments rotate through kARing register sets (4; e = 128: 2, for registers): a step overwrites
+//   the set of step s - kARing after wait<kARing - 1>, so up to kARing - 1 steps' MMAs run while the next
+//   A is formed.
 //   K and V tiles of 64 tokens stream through a ring of 4 stages (cp.async by the warpgroup's threads,
-//   fixed pieces each, two tiles ahead: the stage refilled at tile q held tile q - 2, whose MMAs the
-//   warpgroup finished during tile q - 1). The gate warp scans chunk n + 1's gates while the warpgroup
-//   works on chunk n. (One warp issuing every copy, 32 per lane and tile, was the bottleneck: ~2250
-//   clocks per tile on the H100.)
+//   fixed pieces each, two tiles ahead: the stage refilled at tile q held tile q - 2, whose MMAs were
+//   complete before step 3 of tile q - 1 began). The gate warp scans chunk n + 1's gates while the
+//   warpgroup works on chunk n. (One warp issuing every copy, 32 per lane and tile, was the bottleneck
+//   of the first version: ~2250 clocks per tile on the H100.)
 //   The warpgroup syncs per tile on its own named barrier; the gate warp meets it once per chunk (see
 //   StateWgBarrier). At a chunk start the warpgroup waits for its MMAs, writes S_enter[n] and z and
 //   scales u by decay_chunk; the gate warp then signals the chunk's ready counter.
@@ -42,7 +42,7 @@ namespace powerret::cuda {
 inline constexpr int kStateWgStages = 4;                               // ring of 64-token tiles
 inline constexpr int kStateWgLoadAhead = 2;                            // tiles in flight ahead of use
 inline constexpr int kStateWgConsumers = 4;                            // warps of the warpgroup
-inline constexpr int kStateWgThreads = (kStateWgConsumers + 1) * kWarpSize;  // + the producer warp
+inline constexpr int kStateWgThreads = (kStateWgConsumers + 1) * kWarpSize;  // + the gate warp
 inline constexpr int kStateWgM = 64;                                   // rows per wgmma
 inline constexpr int kStateWgMTiles = kMmaScaleRows / kStateWgM;       // m64 tiles per block (2)
 
@@ -114,7 +114,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   // warp through a shuffle: ptxas then knows it is warp-uniform (else it serialises every wgmma)
   const int warp = __shfl_sync(0xffffffffu, static_cast<int>(threadIdx.x / kWarpSize), 0);
   const int lane = threadIdx.x % kWarpSize;
-  const bool producer = warp == kStateWgConsumers;
+  const bool gate_warp = warp == kStateWgConsumers;
   const int g = lane / 4, tq = lane % 4;
   const int64_t bh = blockIdx.x / kCtas;
   const int cta = blockIdx.x % kCtas;
@@ -130,7 +130,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 #pragma unroll
   for (int mt = 0; mt < kMt; ++mt) {
     const int tile = cta * (kMmaScaleRows / kMmaTile) + mt * kStateWgConsumers + warp;
-    active[mt] = !producer && tile < Rows::kTiles;
+    active[mt] = !gate_warp && tile < Rows::kTiles;
     Rows::decode(active[mt] ? tile : 0, i_row[mt], jb[mt]);
   }
   auto prow = [&](int mt) {
@@ -215,7 +215,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     gV += kTt * tok_stride_v;
   };
 
-  // ---- producer: gates of chunk n (from log gates loaded earlier into lg) into slot n & 1 --------------
+  // ---- the gate warp: gates of chunk n (from log gates loaded earlier into lg) into slot n & 1 --------------
   float lg[kGateRegs];
   auto load_gates = [&](int64_t n) {
     if (n < n_chunks) {
@@ -289,7 +289,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   };
 
   // ---- the gate warp: per chunk, publish S_enter[n] once written, scan chunk n + 1 into its slot --------
-  if (producer) {
+  if (gate_warp) {
     load_gates(0);
     scan_into(0);
     load_gates(1);
