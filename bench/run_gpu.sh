@@ -34,6 +34,12 @@ POWERRET_CUDA=ON POWERRET_INSTANTIATIONS=full \
 rc_build=$?
 echo "build rc=$rc_build in $(( $(date +%s) - start )) s" | tee -a "$out/summary.txt"
 grep -E "spill|Used [0-9]+ registers" "$out/build.log" | sort | uniq -c | sort -rn | head -40 > "$out/ptxas.txt"
+# ptxas's wgmma performance notes (C7510-C7519: serialised or fenced wgmmas) name real slowdowns; the build
+# should have none (docs/DESIGN.md "chunk_state_wgmma"). Spilling kernels are listed too.
+wgmma_notes=$(grep -c "C751[0-9]" "$out/build.log")
+spilling=$(grep -B3 -E "[1-9][0-9]* bytes spill stores" "$out/build.log" | grep -c "Function properties")
+echo "ptxas: $wgmma_notes wgmma serialisation notes, $spilling kernels with spills" | tee -a "$out/summary.txt"
+grep "C751[0-9]" "$out/build.log" | sort | uniq -c | head -20 >> "$out/ptxas.txt"
 [ $rc_build -eq 0 ] || { tail -60 "$out/build.log"; exit 1; }
 
 if [ "$mode" != bench ]; then
