@@ -52,7 +52,9 @@ inline int compute_major(int device) {
 }
 
 // cudaFuncSetAttribute per launch costs host time on every call (it matters for short multi-token steps);
-// the attribute belongs to the kernel on a device and never changes, so each launcher sets it once.
+// the attribute belongs to the kernel in a device's primary context, so each launcher sets it once per
+// device. (A cudaDeviceReset in the middle of a process would drop it while the cache says set; the
+// frameworks never reset, and such a launch fails with a CUDA error naming the kernel, not silently.)
 class SmemOptIn {
  public:
   template <typename... Args>
