@@ -175,25 +175,9 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
 
   // ---- gates of chunk n (the last warp, from log gates loaded earlier into lg): gamma and decay into slot n & 1 -
   float lg[kGateRegs];
-  auto load_gates = [&](int64_t n) {
-    if (n < n_chunks) {
-      const int len = static_cast<int>(std::min<int64_t>(c, t - n * c));
-      load_chunk_gates(mLg != nullptr ? mLg + n * c * h : nullptr, h, len, lg);
-    }
-  };
+  auto load_gates = [&](int64_t n) { load_state_gates(mLg, h, t, c, n, lg); };
   auto scan_into = [&](int64_t n) {
-    const int len = static_cast<int>(std::min<int64_t>(c, t - n * c));
-    float gs[kGateRegs], g_last;
-    int rs[kGateRegs], r_last;
-    scan_gates(lg, gs, rs, g_last, r_last);
-    auto gamma = [&](int s) {
-      const int j = kGateRegs * lane + s;
-      return j < len && r_last <= j ? expf(g_last - gs[s]) : 0.f;
-    };
-#pragma unroll
-    for (int s = 0; s < kGateRegs; s += 2)
-      if (kGateRegs * lane + s < c) sm.gamma2[n & 1][(kGateRegs * lane + s) / 2] = pack2<T>(gamma(s), gamma(s + 1));
-    if (lane == 0) sm.decay[n & 1] = r_last == -1 ? expf(g_last) : 0.f;  // multiplied, as in the recurrence
+    scan_state_gates<T>(lg, chunk_len(n, c, t), c, sm.gamma2[n & 1], &sm.decay[n & 1]);
   };
 
   // ---- S_enter[n] = pad_weight * u (x 2^-s for fp16) into the workspace (every thread calls it) ---------
@@ -211,18 +195,7 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
 #pragma unroll
           for (int q = 0; q < 4; ++q) m = fmaxf(m, fabsf(rAcc[mt][nt][q]) * pw);
       }
-#pragma unroll
-      for (int offset = 16; offset > 0; offset /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
-      if (lane == 0) sm.warp_max[warp] = m;
-      __syncthreads();
-      float block_max = 0.f;
-      bool finite = true;
-#pragma unroll
-      for (int w = 0; w < kWarps; ++w) {
-        block_max = fmaxf(block_max, sm.warp_max[w]);
-        finite &= isfinite(sm.warp_max[w]);
-      }
-      shift = finite && block_max > 0.f ? ilogbf(block_max) - 14 : 0;  // |W| 2^-shift < 2^15
+      shift = entering_scale_shift<kWarps>(m, sm.warp_max, warp, [] { __syncthreads(); });
       if (threadIdx.x == 0) workspace.scales[slot * kScaleTiles + cta] = shift;
     }
 #pragma unroll
@@ -298,17 +271,7 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
 #pragma unroll
         for (int mt = 0; mt < kMt; ++mt) {
           // A[r][tok] = k_tok[16 jb + r] * gamma_tok k_tok[i]: rows = dims (ldmatrix.trans of sK), cols = tokens
-          ldmatrix_x4_trans(a[mt], &sm.k[st][k0 + (lane & 7) + ((lane >> 4) << 3)][jb[mt] * kMmaTile + (((lane >> 3) & 1) << 3)]);
-          uint32_t s_lo = gm_lo, s_hi = gm_hi;
-          if constexpr (kDeg == 2) {  // (k_tok[i], k_tok+1[i]) as a T pair, times the gamma pair
-            auto bits = [&](int tok) { return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&sm.k[st][tok][i_row[mt]])); };
-            s_lo = mul2<T>(bits(k0 + 2 * tq) | (bits(k0 + 2 * tq + 1) << 16), gm_lo);
-            s_hi = mul2<T>(bits(k0 + 8 + 2 * tq) | (bits(k0 + 9 + 2 * tq) << 16), gm_hi);
-          }
-          a[mt][0] = mul2<T>(a[mt][0], s_lo);
-          a[mt][1] = mul2<T>(a[mt][1], s_lo);
-          a[mt][2] = mul2<T>(a[mt][2], s_hi);
-          a[mt][3] = mul2<T>(a[mt][3], s_hi);
+          Rows::a_fragment(a[mt], sm.k[st], k0, i_row[mt], jb[mt], lane, gm_lo, gm_hi);
         }
 #pragma unroll
         for (int np = 0; np < kNt / 2; ++np) {
@@ -347,20 +310,9 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
 #pragma unroll
     for (int mt = 0; mt < kMt; ++mt) {
       if (!active[mt]) continue;
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int j = jb[mt] * kMmaTile + g + 8 * half;
-        if (kDeg == 2 && j < i_row[mt]) continue;  // the mirrored row (j, i) writes it
-        const int64_t r = Rows::public_row(i_row[mt], j);
-        const float w = Rows::phi_weight(i_row[mt], j);
-#pragma unroll
-        for (int nt = 0; nt < kNt; ++nt) {
-          const int col = col0 + nt * 8 + 2 * tq;
-          gS[r * kE + col] = w * rAcc[mt][nt][2 * half];
-          gS[r * kE + col + 1] = w * rAcc[mt][nt][2 * half + 1];
-        }
-        if (has_z(mt) && tq == 0) gZ[r] = w * rAcc[mt][kNt][2 * half];
-      }
+      Rows::template write_final<kE, kNt>(
+          gS, gZ, i_row[mt], jb[mt], g, tq, col0, has_z(mt) && tq == 0,
+          [&](int nt, int q) { return rAcc[mt][nt][q]; }, [&](int half) { return rAcc[mt][kNt][2 * half]; });
     }
   }
 }

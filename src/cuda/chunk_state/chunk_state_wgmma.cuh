@@ -67,10 +67,6 @@ struct StateWgShared {
   float warp_max[kStateWgConsumers];
 };
 
-// Orders this thread's earlier st.shared writes before later reads by the async proxy (wgmma operands).
-// It also waits for the thread's outstanding memory operations (cp.async included): not in the loop.
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-
 // Named barriers: the warpgroup alone per tile; the gate warp meets it once per chunk, through a pair of
 // arrive / sync barriers (so its slow steps, the GPU-scope fence of the ready signal and the scan, never
 // hold up a tile):
@@ -217,25 +213,9 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 
   // ---- the gate warp: gates of chunk n (from log gates loaded earlier into lg) into slot n & 1 --------------
   float lg[kGateRegs];
-  auto load_gates = [&](int64_t n) {
-    if (n < n_chunks) {
-      const int len = static_cast<int>(std::min<int64_t>(c, t - n * c));
-      load_chunk_gates(mLg != nullptr ? mLg + n * c * h : nullptr, h, len, lg);
-    }
-  };
+  auto load_gates = [&](int64_t n) { load_state_gates(mLg, h, t, c, n, lg); };
   auto scan_into = [&](int64_t n) {
-    const int len = static_cast<int>(std::min<int64_t>(c, t - n * c));
-    float gs[kGateRegs], g_last;
-    int rs[kGateRegs], r_last;
-    scan_gates(lg, gs, rs, g_last, r_last);
-    auto gamma = [&](int s) {
-      const int j = kGateRegs * lane + s;
-      return j < len && r_last <= j ? expf(g_last - gs[s]) : 0.f;
-    };
-#pragma unroll
-    for (int s = 0; s < kGateRegs; s += 2)
-      if (kGateRegs * lane + s < c) sm.gamma2[n & 1][(kGateRegs * lane + s) / 2] = pack2<T>(gamma(s), gamma(s + 1));
-    if (lane == 0) sm.decay[n & 1] = r_last == -1 ? expf(g_last) : 0.f;
+    scan_state_gates<T>(lg, chunk_len(n, c, t), c, sm.gamma2[n & 1], &sm.decay[n & 1]);
   };
 
   // ---- consumers: S_enter[n] = pad_weight * u (x 2^-s for fp16) and z into the workspace -----------------
@@ -253,20 +233,10 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 #pragma unroll
         for (int x = 0; x < 4; ++x) m = fmaxf(m, fabsf(accz[mt][x]) * pw);
       }
-#pragma unroll
-      for (int offset = 16; offset > 0; offset /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
-      if (lane == 0) sm.warp_max[warp] = m;
-      bar_sync(kBarMax, kStateWgConsumers * kWarpSize);
-      float block_max = 0.f;
-      bool finite = true;
-#pragma unroll
-      for (int w = 0; w < kStateWgConsumers; ++w) {
-        block_max = fmaxf(block_max, sm.warp_max[w]);
-        finite &= isfinite(sm.warp_max[w]);
-      }
-      shift = finite && block_max > 0.f ? ilogbf(block_max) - 14 : 0;  // |W| 2^-shift < 2^15
+      const auto sync = [] { bar_sync(kBarMax, kStateWgConsumers * kWarpSize); };
+      shift = entering_scale_shift<kStateWgConsumers>(m, sm.warp_max, warp, sync);
       if (threadIdx.x == 0) workspace.scales[slot * kScaleTiles + cta] = shift;
-      bar_sync(kBarMax, kStateWgConsumers * kWarpSize);  // warp_max is rewritten at the next chunk
+      sync();  // warp_max is rewritten at the next chunk
     }
 #pragma unroll
     for (int mt = 0; mt < kMt; ++mt) {
@@ -313,7 +283,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     cp_async_commit();
   }
   for (int x = threadIdx.x; x < 8 * 16; x += kConsumerThreads) sm.ones[x] = from_float<T>(1.f);
-  fence_proxy_async();  // st.shared before wgmma reads it (the async proxy)
+  wg::fence_proxy_async();  // st.shared before wgmma reads it (the async proxy)
   // descriptors of stage 0, k-step 0; stage st, step s: + (st kVBytes + s 16 e 2) / 16
   const uint64_t desc_v0 = wg::mn_desc<T, kE>(sm.v[0]);
   const uint64_t desc_ones = wg::k8_desc<T>(sm.ones);
@@ -362,17 +332,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 #pragma unroll
       for (int mt = 0; mt < kMt; ++mt) {
         if constexpr ((kDiag & kDiagNoA) != 0) continue;
-        ldmatrix_x4_trans(as[mt], &sm.k[st][k0 + (lane & 7) + ((lane >> 4) << 3)][jb[mt] * kMmaTile + (((lane >> 3) & 1) << 3)]);
-        uint32_t s_lo = gm_lo, s_hi = gm_hi;
-        if constexpr (kDeg == 2) {  // (k_tok[i], k_tok+1[i]) as a T pair, times the gamma pair
-          auto bits = [&](int tok) { return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&sm.k[st][tok][i_row[mt]])); };
-          s_lo = mul2<T>(bits(k0 + 2 * tq) | (bits(k0 + 2 * tq + 1) << 16), gm_lo);
-          s_hi = mul2<T>(bits(k0 + 8 + 2 * tq) | (bits(k0 + 9 + 2 * tq) << 16), gm_hi);
-        }
-        as[mt][0] = mul2<T>(as[mt][0], s_lo);
-        as[mt][1] = mul2<T>(as[mt][1], s_lo);
-        as[mt][2] = mul2<T>(as[mt][2], s_hi);
-        as[mt][3] = mul2<T>(as[mt][3], s_hi);
+        Rows::a_fragment(as[mt], sm.k[st], k0, i_row[mt], jb[mt], lane, gm_lo, gm_hi);
       }
       wg::fence();
       const uint64_t desc = desc_st + static_cast<uint64_t>(s * (kMmaTile * kE * 2 / 16));
@@ -402,20 +362,9 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 #pragma unroll
     for (int mt = 0; mt < kMt; ++mt) {
       if (!active[mt]) continue;
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int j = jb[mt] * kMmaTile + g + 8 * half;
-        if (kDeg == 2 && j < i_row[mt]) continue;  // the mirrored row (j, i) writes it
-        const int64_t r = Rows::public_row(i_row[mt], j);
-        const float w = Rows::phi_weight(i_row[mt], j);
-#pragma unroll
-        for (int nt = 0; nt < kNt; ++nt) {
-          const int col = nt * 8 + 2 * tq;
-          gS[r * kE + col] = w * acc[mt][4 * nt + 2 * half];
-          gS[r * kE + col + 1] = w * acc[mt][4 * nt + 2 * half + 1];
-        }
-        if (tq == 0) gZ[r] = w * accz[mt][2 * half];
-      }
+      Rows::template write_final<kE, kNt>(
+          gS, gZ, i_row[mt], jb[mt], g, tq, 0, tq == 0, [&](int nt, int q) { return acc[mt][4 * nt + q]; },
+          [&](int half) { return accz[mt][2 * half]; });
     }
   }
 #endif

@@ -12,6 +12,7 @@
 
 #include "api/problem.hpp"
 #include "cuda/common/limits.hpp"
+#include "cuda/common/mma.cuh"
 
 namespace powerret::cuda {
 
@@ -73,6 +74,38 @@ __device__ __forceinline__ void scan_gates(const float (&lg)[kGateRegs], float (
   }
   g_last = __shfl_sync(0xffffffffu, incl, kWarpSize - 1);
   r_last = __shfl_sync(0xffffffffu, incl_r, kWarpSize - 1);
+}
+
+// The state kernels' gates, one chunk ahead, by one warp (chunk_state_mma, chunk_state_wgmma):
+//   load_state_gates(mLg, h, t, c, n, lg)   lg = chunk n's log gates (nothing past the last chunk)
+//   scan_state_gates<T>(lg, len, c, slot_gamma2, slot_decay)
+//       gamma2[m] = (gamma(2m), gamma(2m + 1)) as T pairs, gamma(j) = decay(j -> L) (0 past len);
+//       *decay = decay(enter -> L)   (multiplied, as in the recurrence: 0 after a reset)
+// mLg: token 0 of this (b, h), h floats between tokens, or null without gating.
+__device__ __forceinline__ int chunk_len(int64_t n, int c, int64_t t) {
+  return static_cast<int>(c < t - n * c ? c : t - n * c);
+}
+
+__device__ __forceinline__ void load_state_gates(const float* mLg, int64_t h, int64_t t, int c, int64_t n,
+                                                 float (&lg)[kGateRegs]) {
+  if (n * c < t) load_chunk_gates(mLg != nullptr ? mLg + n * c * h : nullptr, h, chunk_len(n, c, t), lg);
+}
+
+template <typename T>
+__device__ __forceinline__ void scan_state_gates(const float (&lg)[kGateRegs], int len, int c, uint32_t* gamma2,
+                                                 float* decay) {
+  const int lane = threadIdx.x % kWarpSize;
+  float gs[kGateRegs], g_last;
+  int rs[kGateRegs], r_last;
+  scan_gates(lg, gs, rs, g_last, r_last);
+  auto gamma = [&](int s) {
+    const int j = kGateRegs * lane + s;
+    return j < len && r_last <= j ? expf(g_last - gs[s]) : 0.f;
+  };
+#pragma unroll
+  for (int s = 0; s < kGateRegs; s += 2)
+    if (kGateRegs * lane + s < c) gamma2[(kGateRegs * lane + s) / 2] = pack2<T>(gamma(s), gamma(s + 1));
+  if (lane == 0) *decay = r_last == -1 ? expf(g_last) : 0.f;
 }
 
 // sG[i], sR[i] for chunk positions 0 <= i < c (positions past len repeat G[len-1], R[len-1]).

@@ -15,9 +15,30 @@
 
 #include <cstdint>
 
+#include "cuda/common/mma.cuh"
 #include "cuda/common/workspace.hpp"
 
 namespace powerret::cuda {
+
+// fp16 entering states are stored as W 2^-shift with one shift per (chunk, 128-row block) so that the
+// block's largest |W| falls in [2^14, 2^15): from each thread's max m, the warps' maxima meet in
+// warp_max[kWarps] (sync() orders the writes before the reads: a block or named barrier). NaN / Inf
+// anywhere: no scaling, they propagate. Returns the shift (0 for an all-zero block).
+template <int kWarps, typename Sync>
+__device__ __forceinline__ int entering_scale_shift(float m, float* warp_max, int warp, Sync sync) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
+  if (threadIdx.x % 32 == 0) warp_max[warp] = m;
+  sync();
+  float block_max = 0.f;
+  bool finite = true;
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w) {
+    block_max = fmaxf(block_max, warp_max[w]);
+    finite &= isfinite(warp_max[w]);
+  }
+  return finite && block_max > 0.f ? ilogbf(block_max) - 14 : 0;  // |W| 2^-shift < 2^15
+}
 
 template <int kD, int kDeg>
 struct PaddedRows {
@@ -58,6 +79,50 @@ struct PaddedRows {
     }
   }
   __device__ static float phi_weight(int i, int j) { return kDeg == 1 || i == j ? 1.f : 1.41421356237309515f; }
+
+  // The state kernels' A fragment of m-tile (i, jb) for the 16 tokens k0 .. k0 + 15 of a staged K tile
+  // sK[tok][kk]: A[r][tok] = k_tok[16 jb + r] * gamma_tok k_tok[i] (deg 1: gamma_tok), by ldmatrix.trans and
+  // one packed multiply per register; gm_lo / gm_hi: the lane's gamma pairs (tokens k0 + 2 tq, + 1 and
+  // k0 + 8 + 2 tq, + 1) as T pairs.
+  template <typename T, int kLd>
+  __device__ static void a_fragment(uint32_t (&a)[4], const T (*sK)[kLd], int k0, int i, int jb, int lane,
+                                    uint32_t gm_lo, uint32_t gm_hi) {
+    const int tq = lane % 4;
+    ldmatrix_x4_trans(a, &sK[k0 + (lane & 7) + ((lane >> 4) << 3)][jb * kMmaTile + (((lane >> 3) & 1) << 3)]);
+    uint32_t s_lo = gm_lo, s_hi = gm_hi;
+    if constexpr (kDeg == 2) {  // (k_tok[i], k_tok+1[i]) as a T pair, times the gamma pair
+      auto bits = [&](int tok) { return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&sK[tok][i])); };
+      s_lo = mul2<T>(bits(k0 + 2 * tq) | (bits(k0 + 2 * tq + 1) << 16), gm_lo);
+      s_hi = mul2<T>(bits(k0 + 8 + 2 * tq) | (bits(k0 + 9 + 2 * tq) << 16), gm_hi);
+    }
+    a[0] = mul2<T>(a[0], s_lo);
+    a[1] = mul2<T>(a[1], s_lo);
+    a[2] = mul2<T>(a[2], s_hi);
+    a[3] = mul2<T>(a[3], s_hi);
+  }
+
+  // The final state from one m-tile (i, jb) of accumulator fragments (the m16n8 order of cuda/common/mma.cuh:
+  // rows 16 jb + g (+ 8), columns col0 + 8 nt + 2 tq (+ 1)): S[public(i, j)] = w u, z[public(i, j)] = w z_u,
+  // rows i <= j only (deg 2: the mirrored row (j, i) writes the others). u(nt, q) is fragment value q of
+  // n-tile nt < kNt, zu(half) the z of row half; with_z: this lane writes z.
+  template <int kE, int kNt, typename U, typename Zu>
+  __device__ static void write_final(float* gS, float* gZ, int i, int jb, int g, int tq, int col0, bool with_z,
+                                     U u, Zu zu) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int j = jb * kMmaTile + g + 8 * half;
+      if (kDeg == 2 && j < i) continue;
+      const int64_t r = public_row(i, j);
+      const float w = phi_weight(i, j);
+#pragma unroll
+      for (int nt = 0; nt < kNt; ++nt) {
+        const int col = col0 + nt * 8 + 2 * tq;
+        gS[r * kE + col] = w * u(nt, 2 * half);
+        gS[r * kE + col + 1] = w * u(nt, 2 * half + 1);
+      }
+      if (with_z) gZ[r] = w * zu(half);
+    }
+  }
 };
 
 }  // namespace powerret::cuda

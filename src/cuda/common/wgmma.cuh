@@ -3,6 +3,9 @@
 //                                        == acc += A.float() @ B.float(), issued asynchronously
 //   fence() / commit() / wait<n>()       wgmma.fence, commit the issued batch, wait until <= n batches
 //                                        are in flight (cute::warpgroup_arrive / _commit_batch / _wait)
+//   fence_proxy_async()                  this thread's earlier st.shared writes ordered before later reads by
+//                                        the async proxy (wgmma operands); it also waits for the thread's
+//                                        outstanding memory operations (cp.async included): not per tile
 //   keep(x)                              an empty asm that reads and rewrites x: after wait<n>, it keeps a
 //                                        register that an in-flight wgmma reads or writes from being moved
 //                                        or reused before that point (cute::warpgroup_fence_operand)
@@ -36,6 +39,7 @@ template <int kInFlight>
 __device__ __forceinline__ void wait() {
   cute::warpgroup_wait<kInFlight>();
 }
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 __device__ __forceinline__ void keep(float& x) { asm volatile("" : "+f"(x)::"memory"); }
 __device__ __forceinline__ void keep(uint32_t& x) { asm volatile("" : "+r"(x)::"memory"); }
 
