@@ -15,8 +15,8 @@
 //          rQ[jb] times the per-token pair q[i] (one packed multiply per register), B = W (ldmatrix.trans)
 //          and z (a column). fp16: the pair also carries 2^(scale_tile - scale_max); 2^scale_max later.
 //   after a reset in chunk n - 1: no inter term; chunk n - 1's keys from its last reset on are taken like
-//          intra keys, with weight decay(enter -> i) decay(j -> end of chunk n - 1) (W of such a state holds a
-//          few tokens, and phi(q)^T W cancels: bench/diag/emulate_forward.py).
+//          intra keys (negative positions j - c), with weight decay(enter -> i) decay(j -> end of chunk n - 1)
+//          (W of such a state holds a few tokens, and phi(q)^T W cancels: bench/diag/emulate_forward.py).
 //   intra: keys stream 64 at a time through shared memory; per 32 keys, S = Q K^T (A = rQ, B = sK),
 //          P = select(j <= i, (scale S)^p decay(j -> i), 0) in fp32, rounded to T as the A operand of
 //          P [V | 1] (B = sV by ldmatrix.trans, and a column of ones for den). The select keeps NaN/Inf
@@ -30,7 +30,6 @@
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
-#include <utility>
 
 #include "cuda/chunk_output/chunk_output_mma.hpp"
 #include "cuda/common/check.hpp"
@@ -73,7 +72,7 @@ struct OutputMmaShared {
   };
   float g[kMaxChunk];
   int r[kMaxChunk];
-  float gp[kMaxChunk];  // the previous chunk's G and R (read only when it contains a reset)
+  float gp[kMaxChunk];  // the previous chunk's G and R (used only when it contains a reset)
   int rp[kMaxChunk];
   float factor[kScaleTiles];  // fp16: 2^(scale_tile - scale_max)
   int scale_max;
@@ -179,9 +178,9 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
   __syncthreads();
   // A reset in chunk n - 1 leaves S_enter[n] with the tokens from that chunk's last reset on: few, maybe one.
   // phi(q)^T W over such a state cancels (relative error ~ (sum |q_i k_i|)^p / (q . k)^p, unbounded), so
-  // those keys are taken in attention form instead, and W is not read (bench/diag/emulate_forward.py).
-  const int prev_reset = may_reset ? sm.rp[c - 1] : -1;  // position in chunk n - 1, or -1
-  const bool inter = (n > 0 || problem.s0 != nullptr) && prev_reset < 0;  // else the entering state is 0 / replaced
+  // those keys join the intra keys in attention form instead, and W is not read.
+  const bool prev_reset = may_reset && sm.rp[c - 1] >= 0;
+  const bool inter = (n > 0 || problem.s0 != nullptr) && !prev_reset;  // else the entering state is 0 / replaced
   if (inter) {  // every state block of this head has written S_enter[n] (and its fp16 scales)
     if (threadIdx.x == kWarpSize) wait_ready(workspace.ready + slot, Shared::kScaleTiles);
     __syncthreads();
@@ -294,108 +293,100 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
   cp_async_wait<0>();
   __syncthreads();  // the inter buffers are free for the keys
 
-  // ---- keys in attention form: sum_j (scale q_i . k_j)^p weight(j, i) [v_j | 1] ----------------------------
-  //   intra (prev = false): the chunk's keys j <= i, weight decay(j -> i)
-  //   prev (= true, only when chunk n - 1 contains a reset, replacing the inter term): chunk n - 1's keys from
-  //   its last reset on, weight decay(enter -> i) decay(j -> end of chunk n - 1); earlier keys are staged as 0
+  // ---- intra-chunk: sum_{j <= i} (scale q_i . k_j)^p decay(j -> i) [v_j | 1] -----------------------------
+  // After a reset in chunk n - 1, the keys start at that chunk's last reset, at position key_lo < 0 (key j < 0 is
+  // token t0 + j): plus sum_{key_lo <= j < 0} (scale q_i . k_j)^p decay(enter -> i) decay(j -> end of n - 1) [v_j | 1].
   const float g_lo = sm.g[pos_lo], g_hi = sm.g[pos_hi];
   const int r_lo = sm.r[pos_lo], r_hi = sm.r[pos_hi];
   const uint32_t ones = g == 0 ? pack2<T>(1.f, 1.f) : 0u;
   const int last_key = i0 + rows_here - 1;       // the block's last query position
   const int warp_last = i0 + min(warp * kMmaTile + kMmaTile, rows_here) - 1;  // this warp's
   const int warp_first = i0 + warp * kMmaTile;  // chunk position of this warp's first query
-  auto key_pass = [&](auto prev_c) {
-    constexpr bool kPrev = decltype(prev_c)::value;
-    const int64_t tok0 = kPrev ? t0 - c : t0;  // token of key position 0
-    const int kt_begin = kPrev ? prev_reset / kOutputMmaKeys * kOutputMmaKeys : 0;
-    const int kt_end = kPrev ? c : last_key + 1;
-    const float gp_last = kPrev ? sm.gp[c - 1] : 0.f;
-    for (int kt0 = kt_begin; kt0 < kt_end; kt0 += kOutputMmaKeys) {
-      for (int idx = threadIdx.x; idx < kOutputMmaKeys * (kD / 8 + kE / 8); idx += kOutputMmaThreads) {
-        const int row = idx / (kD / 8 + kE / 8), piece = idx % (kD / 8 + kE / 8);
-        const bool valid = kPrev ? kt0 + row >= prev_reset : kt0 + row < len;
-        const int64_t tok = (b * t + tok0 + (valid ? kt0 + row : 0)) * h + hk;
-        if (piece < kD / 8)
-          cp_async_16(&sm.intra.k[row][piece * 8], mK + tok * kD + piece * 8, valid);
-        else
-          cp_async_16(&sm.intra.v[row][(piece - kD / 8) * 8], mV + tok * kE + (piece - kD / 8) * 8, valid);
-      }
-      cp_async_commit();
-      cp_async_wait<0>();
-      __syncthreads();
-      if (has_rows) {
+  const int key_lo = prev_reset ? sm.rp[c - 1] - c : 0;  // the first key (negative: in chunk n - 1)
+  const float gp_last = prev_reset ? sm.gp[c - 1] : 0.f;
+  for (int kt0 = -((kOutputMmaKeys - 1 - key_lo) / kOutputMmaKeys) * kOutputMmaKeys; kt0 <= last_key;
+       kt0 += kOutputMmaKeys) {  // from key_lo rounded down to a whole tile (0 without a previous reset)
+    for (int idx = threadIdx.x; idx < kOutputMmaKeys * (kD / 8 + kE / 8); idx += kOutputMmaThreads) {
+      const int row = idx / (kD / 8 + kE / 8), piece = idx % (kD / 8 + kE / 8);
+      const bool valid = kt0 + row >= key_lo && kt0 + row < len;
+      const int64_t tok = (b * t + t0 + (valid ? kt0 + row : 0)) * h + hk;
+      if (piece < kD / 8)
+        cp_async_16(&sm.intra.k[row][piece * 8], mK + tok * kD + piece * 8, valid);
+      else
+        cp_async_16(&sm.intra.v[row][(piece - kD / 8) * 8], mV + tok * kE + (piece - kD / 8) * 8, valid);
+    }
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+    if (has_rows) {
 #pragma unroll
-        for (int sb = 0; sb < kOutputMmaKeys / 32; ++sb) {
-          const int j0 = kt0 + sb * 32;            // chunk position of the sub-block's first key
-          if (!kPrev && j0 > warp_last) continue;  // warp-uniform: every key is after every query of the warp
-          float rS[4][4];                          // scores: n-tile nt = keys j0 + 8 nt ..
+      for (int sb = 0; sb < kOutputMmaKeys / 32; ++sb) {
+        const int j0 = kt0 + sb * 32;  // chunk position of the sub-block's first key
+        if (j0 > warp_last) continue;  // warp-uniform: every key is after every query of the warp
+        float rS[4][4];                // scores: n-tile nt = keys j0 + 8 nt ..
 #pragma unroll
-          for (int nt = 0; nt < 4; ++nt)
+        for (int nt = 0; nt < 4; ++nt)
 #pragma unroll
-            for (int m = 0; m < 4; ++m) rS[nt][m] = 0.f;
+          for (int m = 0; m < 4; ++m) rS[nt][m] = 0.f;
 #pragma unroll
-          for (int kb = 0; kb < kKb; ++kb) {
+        for (int kb = 0; kb < kKb; ++kb) {
 #pragma unroll
-            for (int np = 0; np < 2; ++np) {
-              uint32_t bk[4];  // B = K^T: k = dims, n = keys; sK rows are keys (no transpose)
-              ldmatrix_x4(bk, &sm.intra.k[sb * 32 + np * 16 + (lane & 7) + ((lane >> 4) << 3)][kb * kMmaTile + (((lane >> 3) & 1) << 3)]);
-              mma_16816<T>(rS[2 * np], rQ[kb], bk[0], bk[1]);
-              mma_16816<T>(rS[2 * np + 1], rQ[kb], bk[2], bk[3]);
-            }
-          }
-          uint32_t aP[2][4];  // P as A fragments of two 16-key k-steps
-#pragma unroll
-          for (int nt = 0; nt < 4; ++nt) {
-            float p[4];
-#pragma unroll
-            for (int m = 0; m < 4; ++m) {
-              const int j = j0 + nt * 8 + 2 * tq + (m & 1);
-              const int pos = m < 2 ? pos_lo : pos_hi;
-              const int rr = m < 2 ? r_lo : r_hi;
-              const float gi = m < 2 ? g_lo : g_hi;
-              const float s = power_of<kDeg>(problem.scale * rS[nt][m]);
-              if constexpr (kPrev)  // decay(enter -> i) = exp(G_i) without a reset up to i, then back to key j
-                p[m] = j >= prev_reset && rr == -1 ? s * expf(gi + gp_last - sm.gp[j]) : 0.f;
-              else
-                p[m] = j <= pos && rr <= j ? s * expf(gi - sm.g[min(j, c - 1)]) : 0.f;
-            }
-            aP[nt / 2][(nt % 2) * 2] = pack2<T>(p[0], p[1]);
-            aP[nt / 2][(nt % 2) * 2 + 1] = pack2<T>(p[2], p[3]);
-          }
-#pragma unroll
-          for (int kk = 0; kk < 2; ++kk) {
-            // Keys and queries are 16-aligned: a k-step is before the warp's queries, on them, or after
-            // (every key of the previous chunk is before them).
-            const int jk = j0 + kk * kMmaTile;
-            if (!kPrev && jk > warp_first + kMmaTile - 1) continue;  // after every query of the warp: P == 0
-            const bool diagonal = !kPrev && jk == warp_first;         // warp-uniform
-#pragma unroll
-            for (int np = 0; np < kNt / 2; ++np) {
-              uint32_t bv[4];
-              ldmatrix_x4_trans(bv, &sm.intra.v[sb * 32 + kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3)][np * 16 + ((lane >> 4) << 3)]);
-              // On the diagonal P == 0 above it, but 0 * NaN is NaN: non-finite v enter as 0 and poison
-              // the outputs at or after their key afterwards (SPEC §5: NaN reaches affected outputs only).
-              uint32_t bad[2] = {0u, 0u};  // n-tile 2 np + m / 2: keys (bits) with non-finite v in column g
-              if (diagonal) {
-#pragma unroll
-                for (int m = 0; m < 4; ++m) bad[m / 2] |= take_nonfinite<T>(bv[m]) << (2 * tq + 8 * (m % 2));
-              }
-              mma_16816<T>(rAcc[2 * np], aP[kk], bv[0], bv[1]);
-              mma_16816<T>(rAcc[2 * np + 1], aP[kk], bv[2], bv[3]);
-              if (diagonal) {
-                poison_after(rAcc[2 * np], bad[0], lane);
-                poison_after(rAcc[2 * np + 1], bad[1], lane);
-              }
-            }
-            mma_16816<T>(rAcc[kNt], aP[kk], ones, ones);
+          for (int np = 0; np < 2; ++np) {
+            uint32_t bk[4];  // B = K^T: k = dims, n = keys; sK rows are keys (no transpose)
+            ldmatrix_x4(bk, &sm.intra.k[sb * 32 + np * 16 + (lane & 7) + ((lane >> 4) << 3)][kb * kMmaTile + (((lane >> 3) & 1) << 3)]);
+            mma_16816<T>(rS[2 * np], rQ[kb], bk[0], bk[1]);
+            mma_16816<T>(rS[2 * np + 1], rQ[kb], bk[2], bk[3]);
           }
         }
+        uint32_t aP[2][4];  // P as A fragments of two 16-key k-steps
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt) {
+          float p[4];
+#pragma unroll
+          for (int m = 0; m < 4; ++m) {
+            const int j = j0 + nt * 8 + 2 * tq + (m & 1);
+            const int pos = m < 2 ? pos_lo : pos_hi;
+            const int rr = m < 2 ? r_lo : r_hi;
+            const float gi = m < 2 ? g_lo : g_hi;
+            const float s = power_of<kDeg>(problem.scale * rS[nt][m]);
+            if (j < 0)  // chunk n - 1: decay(enter -> i) = exp(G_i) without a reset up to i, then back to key j
+              p[m] = j >= key_lo && rr == -1 ? s * expf(gi + gp_last - sm.gp[c + j]) : 0.f;
+            else
+              p[m] = j <= pos && rr <= j ? s * expf(gi - sm.g[min(j, c - 1)]) : 0.f;
+          }
+          aP[nt / 2][(nt % 2) * 2] = pack2<T>(p[0], p[1]);
+          aP[nt / 2][(nt % 2) * 2 + 1] = pack2<T>(p[2], p[3]);
+        }
+#pragma unroll
+        for (int kk = 0; kk < 2; ++kk) {
+          // Keys and queries are 16-aligned: a k-step is before the warp's queries, on them, or after.
+          const int jk = j0 + kk * kMmaTile;
+          if (jk > warp_first + kMmaTile - 1) continue;  // after every query of the warp: P == 0
+          const bool diagonal = jk == warp_first;        // warp-uniform
+#pragma unroll
+          for (int np = 0; np < kNt / 2; ++np) {
+            uint32_t bv[4];
+            ldmatrix_x4_trans(bv, &sm.intra.v[sb * 32 + kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3)][np * 16 + ((lane >> 4) << 3)]);
+            // On the diagonal P == 0 above it, but 0 * NaN is NaN: non-finite v enter as 0 and poison
+            // the outputs at or after their key afterwards (SPEC §5: NaN reaches affected outputs only).
+            uint32_t bad[2] = {0u, 0u};  // n-tile 2 np + m / 2: keys (bits) with non-finite v in column g
+            if (diagonal) {
+#pragma unroll
+              for (int m = 0; m < 4; ++m) bad[m / 2] |= take_nonfinite<T>(bv[m]) << (2 * tq + 8 * (m % 2));
+            }
+            mma_16816<T>(rAcc[2 * np], aP[kk], bv[0], bv[1]);
+            mma_16816<T>(rAcc[2 * np + 1], aP[kk], bv[2], bv[3]);
+            if (diagonal) {
+              poison_after(rAcc[2 * np], bad[0], lane);
+              poison_after(rAcc[2 * np + 1], bad[1], lane);
+            }
+          }
+          mma_16816<T>(rAcc[kNt], aP[kk], ones, ones);
+        }
       }
-      __syncthreads();  // sK, sV are refilled next
     }
-  };
-  if (prev_reset >= 0) key_pass(std::true_type{});
-  key_pass(std::false_type{});
+    __syncthreads();  // sK, sV are refilled next
+  }
 
   // ---- y = num / den (0 where den == 0) or num --------------------------------------------------------
   const float den_lo = __shfl_sync(0xffffffffu, rAcc[kNt][0], lane & ~3);
