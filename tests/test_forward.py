@@ -176,6 +176,36 @@ def test_reset_at_first_token_ignores_initial_state(rng, device):
     helpers.assert_close(f.fw.to_numpy(without), r.y, "float32")
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_query_after_a_reset_on_a_chunks_last_token(rng, device, dtype):
+    """A reset on the last token of chunk 1 leaves chunk 2 an entering state of that one token,
+    phi(k) v^T. The first query of chunk 2 is made orthogonal to its own key and nearly orthogonal
+    to that one, so y there is v of the reset token while den is ~1e-3 of the state's terms: in
+    state form phi(q)^T S cancels (relative error ~ (sum_i |q_i k_i|)^2 / (q . k)^2). For every
+    chunk size, so the reset lands on a chunk boundary of each (bench/diag/emulate_forward.py)."""
+    d = 8 if device == "cpu" else 64
+    fw = helpers.default_framework(device, dtype)
+    probe = helpers.make_forward(rng, fw, dtype, b=1, t=130, hq=2, h=1, d=d, e=d, gate="gated")
+    for c in valid_chunks(device, probe):
+        t = 2 * c + 9
+        q = rng.standard_normal((1, t, 2, d))
+        k = rng.standard_normal((1, t, 1, d))
+        v = rng.standard_normal((1, t, 1, d))
+        lg = helpers.gates(rng, 1, t, 1, "gated")
+        lg[0, 2 * c - 1, 0] = -np.inf  # chunk 1's last token resets
+        kr, ko = k[0, 2 * c - 1, 0], k[0, 2 * c, 0]
+        basis, _ = np.linalg.qr(np.stack([kr, ko], axis=1))  # orthonormal span of both keys
+        for head in range(2):
+            x = q[0, 2 * c, head]
+            x = x - basis @ (basis.T @ x)  # orthogonal to both keys
+            x = x / np.linalg.norm(x) * np.sqrt(d) + 0.4 * kr / np.linalg.norm(kr)  # score ~0.05 with kr
+            q[0, 2 * c, head] = x
+        f = helpers.forward_from(fw, dtype, q, k, v, lg)
+        y = powerret.power_retention(f.q, f.k, f.v, f.log_g, chunk_size=c)
+        r = f.reference(with_state=False)
+        helpers.assert_close(fw.to_numpy(y), r.y, dtype, f.baseline_y(), f"y (chunk_size={c})")
+
+
 @pytest.mark.parametrize("deg", [1, 2, 3, 4])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 def test_large_scores_stay_finite(rng, device, deg, dtype):

@@ -14,6 +14,9 @@
 //          group; cp.async, double buffered); the A fragment of tile (i, jb) is
 //          rQ[jb] times the per-token pair q[i] (one packed multiply per register), B = W (ldmatrix.trans)
 //          and z (a column). fp16: the pair also carries 2^(scale_tile - scale_max); 2^scale_max later.
+//   after a reset in chunk n - 1: no inter term; chunk n - 1's keys from its last reset on are taken like
+//          intra keys (negative positions j - c), with weight decay(enter -> i) decay(j -> end of chunk n - 1)
+//          (W of such a state holds a few tokens, and phi(q)^T W cancels: bench/diag/emulate_forward.py).
 //   intra: keys stream 64 at a time through shared memory; per 32 keys, S = Q K^T (A = rQ, B = sK),
 //          P = select(j <= i, (scale S)^p decay(j -> i), 0) in fp32, rounded to T as the A operand of
 //          P [V | 1] (B = sV by ldmatrix.trans, and a column of ones for den). The select keeps NaN/Inf
@@ -69,6 +72,8 @@ struct OutputMmaShared {
   };
   float g[kMaxChunk];
   int r[kMaxChunk];
+  float gp[kMaxChunk];  // the previous chunk's G and R (used only when it contains a reset)
+  int rp[kMaxChunk];
   float factor[kScaleTiles];  // fp16: 2^(scale_tile - scale_max)
   int scale_max;
 };
@@ -154,7 +159,6 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
   const T* mK = static_cast<const T*>(problem.k);  // [b, t, h, d]
   const T* mV = static_cast<const T*>(problem.v);  // [b, t, h, e]
   T* mY = static_cast<T*>(problem.y);              // [b, t, hq, e]
-  const bool inter = n > 0 || problem.s0 != nullptr;  // else the entering state is 0
   const int64_t slot = bh * n_chunks + n;
 
   // ---- stage Q (zeros past t), scan the gates, the fp16 tile factors ----------------------------------
@@ -168,6 +172,15 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
   if (warp == 0)
     scan_chunk_gates(problem.log_g != nullptr ? problem.log_g + (b * t + t0) * h + hk : nullptr, h, len, c, sm.g,
                      sm.r);
+  const bool may_reset = n > 0 && problem.log_g != nullptr;
+  if (warp == 1 && may_reset)  // chunk n - 1 (full length c)
+    scan_chunk_gates(problem.log_g + (b * t + t0 - c) * h + hk, h, c, c, sm.gp, sm.rp);
+  __syncthreads();
+  // A reset in chunk n - 1 leaves S_enter[n] with the tokens from that chunk's last reset on: few, maybe one.
+  // phi(q)^T W over such a state cancels (relative error ~ (sum |q_i k_i|)^p / (q . k)^p, unbounded), so
+  // those keys join the intra keys in attention form instead, and W is not read.
+  const bool prev_reset = may_reset && sm.rp[c - 1] >= 0;
+  const bool inter = (n > 0 || problem.s0 != nullptr) && !prev_reset;  // else the entering state is 0 / replaced
   if (inter) {  // every state block of this head has written S_enter[n] (and its fp16 scales)
     if (threadIdx.x == kWarpSize) wait_ready(workspace.ready + slot, Shared::kScaleTiles);
     __syncthreads();
@@ -281,16 +294,21 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
   __syncthreads();  // the inter buffers are free for the keys
 
   // ---- intra-chunk: sum_{j <= i} (scale q_i . k_j)^p decay(j -> i) [v_j | 1] -----------------------------
+  // After a reset in chunk n - 1, the keys start at that chunk's last reset, at position key_lo < 0 (key j < 0 is
+  // token t0 + j): plus sum_{key_lo <= j < 0} (scale q_i . k_j)^p decay(enter -> i) decay(j -> end of n - 1) [v_j | 1].
   const float g_lo = sm.g[pos_lo], g_hi = sm.g[pos_hi];
   const int r_lo = sm.r[pos_lo], r_hi = sm.r[pos_hi];
   const uint32_t ones = g == 0 ? pack2<T>(1.f, 1.f) : 0u;
   const int last_key = i0 + rows_here - 1;       // the block's last query position
   const int warp_last = i0 + min(warp * kMmaTile + kMmaTile, rows_here) - 1;  // this warp's
   const int warp_first = i0 + warp * kMmaTile;  // chunk position of this warp's first query
-  for (int kt0 = 0; kt0 <= last_key; kt0 += kOutputMmaKeys) {
+  const int key_lo = prev_reset ? sm.rp[c - 1] - c : 0;  // the first key (negative: in chunk n - 1)
+  const float gp_last = prev_reset ? sm.gp[c - 1] : 0.f;
+  for (int kt0 = -((kOutputMmaKeys - 1 - key_lo) / kOutputMmaKeys) * kOutputMmaKeys; kt0 <= last_key;
+       kt0 += kOutputMmaKeys) {  // from key_lo rounded down to a whole tile (0 without a previous reset)
     for (int idx = threadIdx.x; idx < kOutputMmaKeys * (kD / 8 + kE / 8); idx += kOutputMmaThreads) {
       const int row = idx / (kD / 8 + kE / 8), piece = idx % (kD / 8 + kE / 8);
-      const bool valid = kt0 + row < len;
+      const bool valid = kt0 + row >= key_lo && kt0 + row < len;
       const int64_t tok = (b * t + t0 + (valid ? kt0 + row : 0)) * h + hk;
       if (piece < kD / 8)
         cp_async_16(&sm.intra.k[row][piece * 8], mK + tok * kD + piece * 8, valid);
@@ -331,7 +349,10 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
             const int rr = m < 2 ? r_lo : r_hi;
             const float gi = m < 2 ? g_lo : g_hi;
             const float s = power_of<kDeg>(problem.scale * rS[nt][m]);
-            p[m] = j <= pos && rr <= j ? s * expf(gi - sm.g[min(j, c - 1)]) : 0.f;
+            if (j < 0)  // chunk n - 1: decay(enter -> i) = exp(G_i) without a reset up to i, then back to key j
+              p[m] = j >= key_lo && rr == -1 ? s * expf(gi + gp_last - sm.gp[c + j]) : 0.f;
+            else
+              p[m] = j <= pos && rr <= j ? s * expf(gi - sm.g[min(j, c - 1)]) : 0.f;
           }
           aP[nt / 2][(nt % 2) * 2] = pack2<T>(p[0], p[1]);
           aP[nt / 2][(nt % 2) * 2 + 1] = pack2<T>(p[2], p[3]);
