@@ -318,21 +318,58 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 
     const uint32_t* gamma2 = sm.gamma2[n & 1] + pos0 / 2;
     const uint64_t desc_st = desc_v0 + static_cast<uint64_t>(st * (Shared::kVBytes / 16));
-#pragma unroll
-    for (int s = 0; s < kTt / kMmaTile; ++s) {
+    // Software-pipelined steps: the shared-memory loads of step s + 1 (K^T fragment by ldmatrix into its A
+    // set, the gamma pairs, the k[i] halves) are issued before step s's products and MMAs, so their latency
+    // hides behind that work (the wgmma fences are ordered asm: the compiler cannot hoist loads past them).
+    struct Raw {
+      uint32_t gm_lo, gm_hi;
+      uint32_t k_lo[kMt], k_hi[kMt];  // deg 2: (k_tok[i], k_tok+1[i]) pairs of the lane's tokens
+    };
+    auto load_raw = [&](int s, Raw& r) {
       const int k0 = s * kMmaTile;
-      uint32_t(&as)[kMt][4] = a[s % kARing];
-      wg::wait<kARing - 1>();  // the MMAs of kARing steps ago, which read `as`, are done
+      uint32_t(&as)[kMt][4] = a[s % kARing];  // the caller waited for the MMAs that read it (step s - kARing)
 #pragma unroll
       for (int mt = 0; mt < kMt; ++mt)
 #pragma unroll
         for (int x = 0; x < 4; ++x) wg::keep(as[mt][x]);
-      const uint32_t gm_lo = gamma2[(k0 + 2 * tq) / 2];
-      const uint32_t gm_hi = gamma2[(k0 + 8 + 2 * tq) / 2];
+      r.gm_lo = gamma2[(k0 + 2 * tq) / 2];
+      r.gm_hi = gamma2[(k0 + 8 + 2 * tq) / 2];
 #pragma unroll
       for (int mt = 0; mt < kMt; ++mt) {
         if constexpr ((kDiag & kDiagNoA) != 0) continue;
-        Rows::a_fragment(as[mt], sm.k[st], k0, i_row[mt], jb[mt], lane, gm_lo, gm_hi);
+        ldmatrix_x4_trans(as[mt], &sm.k[st][k0 + (lane & 7) + ((lane >> 4) << 3)][jb[mt] * kMmaTile + (((lane >> 3) & 1) << 3)]);
+        if constexpr (kDeg == 2) {
+          auto bits = [&](int tok) { return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&sm.k[st][tok][i_row[mt]])); };
+          r.k_lo[mt] = bits(k0 + 2 * tq) | (bits(k0 + 2 * tq + 1) << 16);
+          r.k_hi[mt] = bits(k0 + 8 + 2 * tq) | (bits(k0 + 9 + 2 * tq) << 16);
+        }
+      }
+    };
+    Raw raw[2];
+    wg::wait<kARing - 1>();  // committed since step -kARing (the last tile's step 0): kARing - 1 steps
+    load_raw(0, raw[0]);
+#pragma unroll
+    for (int s = 0; s < kTt / kMmaTile; ++s) {
+      uint32_t(&as)[kMt][4] = a[s % kARing];
+      const Raw& r = raw[s % 2];
+#pragma unroll
+      for (int mt = 0; mt < kMt; ++mt) {
+        if constexpr ((kDiag & kDiagNoA) != 0) continue;
+        uint32_t s_lo = r.gm_lo, s_hi = r.gm_hi;
+        if constexpr (kDeg == 2) {  // (k_tok[i], k_tok+1[i]) times the gamma pair
+          s_lo = mul2<T>(r.k_lo[mt], r.gm_lo);
+          s_hi = mul2<T>(r.k_hi[mt], r.gm_hi);
+        }
+        as[mt][0] = mul2<T>(as[mt][0], s_lo);
+        as[mt][1] = mul2<T>(as[mt][1], s_lo);
+        as[mt][2] = mul2<T>(as[mt][2], s_hi);
+        as[mt][3] = mul2<T>(as[mt][3], s_hi);
+#pragma unroll
+        for (int x = 0; x < 4; ++x) wg::keep(as[mt][x]);  // formed before the fence
+      }
+      if (s + 1 < kTt / kMmaTile) {  // step s + 1's loads in flight; step s is not committed yet, so
+        wg::wait<kARing - 2>();      // kARing - 2 steps were committed after step s + 1 - kARing
+        load_raw(s + 1, raw[(s + 1) % 2]);
       }
       wg::fence();
       const uint64_t desc = desc_st + static_cast<uint64_t>(s * (kMmaTile * kE * 2 / 16));
