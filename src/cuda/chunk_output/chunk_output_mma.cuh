@@ -206,7 +206,8 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
     const T* gZ = static_cast<const T*>(workspace.zs) + slot * Rows::kRows + first_tile * kMmaTile;
     for (int idx = threadIdx.x; idx < rows * (kE / 8); idx += kOutputMmaThreads) {
       const int row = idx / (kE / 8), piece = idx % (kE / 8);
-      cp_async_16(&sm.inter.w[buf][row][piece * 8], gW + row * kE + piece * 8, true);
+      // row % 16 is the head's padded row's (first_tile * 16 + row) % 16: undo entering_piece
+      cp_async_16(&sm.inter.w[buf][row][piece * 8], gW + row * kE + entering_piece<kE>(row, piece) * 8, true);
     }
     for (int idx = threadIdx.x; idx < rows / 8; idx += kOutputMmaThreads)
       cp_async_16(&sm.inter.z[buf][idx * 8], gZ + idx * 8, true);

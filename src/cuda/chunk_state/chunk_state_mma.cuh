@@ -203,10 +203,11 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
       if (!active[mt]) continue;
       const float pw = Rows::pad_weight(i_row[mt], jb[mt]);
       const float f = kScaled ? ldexpf(pw, -shift) : pw;
-      T* gW = static_cast<T*>(workspace.states) + (slot * Rows::kRows + prow(mt)) * kE;
+      const int row = static_cast<int>(prow(mt));  // and row + 8: the same piece order (entering_piece)
+      T* gW = static_cast<T*>(workspace.states) + (slot * Rows::kRows + row) * kE;
 #pragma unroll
       for (int nt = 0; nt < kNt; ++nt) {
-        const int col = col0 + nt * 8 + 2 * tq;
+        const int col = entering_piece<kE>(row, col0 / 8 + nt) * 8 + 2 * tq;
         *reinterpret_cast<uint32_t*>(gW + col) = pack2<T>(f * rAcc[mt][nt][0], f * rAcc[mt][nt][1]);
         *reinterpret_cast<uint32_t*>(gW + 8 * kE + col) = pack2<T>(f * rAcc[mt][nt][2], f * rAcc[mt][nt][3]);
       }

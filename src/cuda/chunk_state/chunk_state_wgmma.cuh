@@ -17,8 +17,9 @@
 //   warpgroup works on chunk n. (One warp issuing every copy, 32 per lane and tile, was the bottleneck
 //   of the first version: ~2250 clocks per tile on the H100.)
 //   The warpgroup syncs per tile on its own named barrier; the gate warp meets it once per chunk (see
-//   StateWgBarrier). At a chunk start the warpgroup waits for its MMAs, writes S_enter[n] and z and
-//   scales u by decay_chunk; the gate warp then signals the chunk's ready counter.
+//   StateWgBarrier). At a chunk start the warpgroup waits for its MMAs, stages S_enter[n] in shared memory
+//   (thread 0 copies it out with one bulk copy), writes z and scales u by decay_chunk; thread 0 signals
+//   the chunk's ready counter at the next chunk start, once the bulk copy is complete.
 #pragma once
 
 #include <algorithm>
@@ -55,7 +56,7 @@ enum StateWgDiag : unsigned {
   kDiagNoChunkWork = 8,  // no S_enter writes and no decay at chunk starts (the gate barriers stay)
 };
 
-template <typename T, int kD, int kE, int kStages = kStateWgStages>
+template <typename T, int kD, int kE, int kStages = kStateWgStages, int kStagingRows = kMmaScaleRows>
 struct StateWgShared {
   static constexpr int kLdK = kD + 8;  // 16-byte row shift: conflict-free ldmatrix
   static constexpr int kVBytes = kStateMmaTokens * kE * 2;
@@ -65,15 +66,25 @@ struct StateWgShared {
   uint32_t gamma2[2][kMaxChunk / 2];                         // [chunk & 1][m] gamma of tokens 2 m, 2 m + 1 (T pairs)
   float decay[2];                                            // [chunk & 1] decay(enter -> L)
   float warp_max[kStateWgConsumers];
+  alignas(128) T staging[kStagingRows][kE];  // S_enter rows on their way out, in the workspace's piece order
 };
+
+// Rows of S_enter staged at once: all 128 of the block, or 64 (two rounds) where 128 would cost occupancy
+// (two blocks per SM, 227 KB of shared memory; d = 128, e = 64) or where the block has only 64 rows.
+template <typename T, int kD, int kE, int kDeg, int kStages>
+constexpr int state_wg_staging_rows() {
+  constexpr std::size_t kFull = sizeof(StateWgShared<T, kD, kE, kStages, kMmaScaleRows>) + 1024 + 1024;
+  constexpr bool kOneTile = PaddedRows<kD, kDeg>::kRowTiles == 1 && PaddedRows<kD, kDeg>::kTiles <= 4;
+  return kOneTile || (kE != 128 && 2 * kFull > 227 * 1024) ? kStateWgM : kMmaScaleRows;
+}
 
 // Named barriers: the warpgroup alone per tile; the gate warp meets it once per chunk, through a pair of
 // arrive / sync barriers (so its slow steps, the GPU-scope fence of the ready signal and the scan, never
 // hold up a tile):
 //   kBarGates: the gate warp arrives once chunk n's gates are in their slot; the warpgroup syncs at
 //              chunk n's first tile, before reading them.
-//   kBarStarted: the warpgroup arrives once it has written S_enter[n] (and so is done with chunk n - 1's
-//              slot); the gate warp syncs, signals the ready counter, then fills the slot with chunk n + 1.
+//   kBarStarted: the warpgroup arrives once it has staged S_enter[n] (and so is done with chunk n - 1's
+//              slot); the gate warp syncs, then fills the slot with chunk n + 1.
 enum StateWgBarrier : int { kBarTile = 1, kBarGates = 2, kBarStarted = 3, kBarMax = 4 };
 __device__ __forceinline__ void bar_sync(int id, int threads) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
@@ -91,7 +102,8 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   static_assert(kAhead >= 1 && kAhead <= kStages - 2, "the refilled stage must be free");
   using Rows = PaddedRows<kD, kDeg>;
-  using Shared = StateWgShared<T, kD, kE, kStages>;
+  constexpr int kStagingRows = state_wg_staging_rows<T, kD, kE, kDeg, kStages>();
+  using Shared = StateWgShared<T, kD, kE, kStages, kStagingRows>;
   constexpr int kNt = kE / 8;               // 8-column blocks of the accumulators
   constexpr int kTt = kStateMmaTokens;      // tokens per tile
   constexpr int kCtas = Rows::kRowTiles;  // blocks per head
@@ -238,40 +250,78 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       if (threadIdx.x == 0) workspace.scales[slot * kScaleTiles + cta] = shift;
       sync();  // warp_max is rewritten at the next chunk
     }
+    // Through shared memory: each warp stores its 16 rows with stmatrix (in entering_piece order: no bank
+    // conflicts), then thread 0 copies the staged rows out in one bulk copy. (Direct 4-byte stores from the
+    // accumulators, 32 per thread and chunk, cost ~2.4 us per chunk at p = 2: bench/RESULTS.md, session 4.)
+    constexpr int kRounds = kMt * kStateWgM / kStagingRows, kMtPerRound = kMt / kRounds;
+    constexpr int kRoundTiles = kStagingRows / kMmaTile;
+    const int valid_tiles = std::min(kMt * kStateWgConsumers, Rows::kTiles - cta * (kMmaScaleRows / kMmaTile));
+    T* gW = static_cast<T*>(workspace.states) + (slot * Rows::kRows + cta * kMmaScaleRows) * kE;
+    const int lane_row = (lane & 7) + ((lane >> 3) & 1) * 8, lane_piece = lane >> 4;  // stmatrix's addresses
 #pragma unroll
-    for (int mt = 0; mt < kMt; ++mt) {
-      if (!active[mt]) continue;
-      const float pw = Rows::pad_weight(i_row[mt], jb[mt]);
-      const float f = kScaled ? ldexpf(pw, -shift) : pw;
-      T* gW = static_cast<T*>(workspace.states) + (slot * Rows::kRows + prow(mt)) * kE;
-#pragma unroll
-      for (int nt = 0; nt < kNt; ++nt) {
-        const int col = nt * 8 + 2 * tq;
-        *reinterpret_cast<uint32_t*>(gW + col) = pack2<T>(f * acc[mt][4 * nt], f * acc[mt][4 * nt + 1]);
-        *reinterpret_cast<uint32_t*>(gW + 8 * kE + col) = pack2<T>(f * acc[mt][4 * nt + 2], f * acc[mt][4 * nt + 3]);
+    for (int round = 0; round < kRounds; ++round) {
+      if (round > 0) {  // the staged rows of the last round are read out
+        if (threadIdx.x == 0) wg::bulk_wait_read<0>();
+        bar_sync(kBarMax, kConsumerThreads);
       }
-      if (tq == 0) {
-        T* gZ = static_cast<T*>(workspace.zs) + slot * Rows::kRows + prow(mt);
-        gZ[0] = from_float<T>(f * accz[mt][0]);
-        gZ[8] = from_float<T>(f * accz[mt][2]);
+#pragma unroll
+      for (int m = 0; m < kMtPerRound; ++m) {
+        const int mt = round * kMtPerRound + m;
+        if (!active[mt]) continue;
+        const float pw = Rows::pad_weight(i_row[mt], jb[mt]);
+        const float f = kScaled ? ldexpf(pw, -shift) : pw;
+        const int row = (m * kStateWgConsumers + warp) * kMmaTile + lane_row;  // == the head's row mod 16
+#pragma unroll
+        for (int nt = 0; nt < kNt; nt += 2) {
+          const uint32_t x[4] = {pack2<T>(f * acc[mt][4 * nt + 0], f * acc[mt][4 * nt + 1]),
+                                 pack2<T>(f * acc[mt][4 * nt + 2], f * acc[mt][4 * nt + 3]),
+                                 pack2<T>(f * acc[mt][4 * nt + 4], f * acc[mt][4 * nt + 5]),
+                                 pack2<T>(f * acc[mt][4 * nt + 6], f * acc[mt][4 * nt + 7])};
+          stmatrix_x4(&sm.staging[row][entering_piece<kE>(row, nt + lane_piece) * 8], x);
+        }
+        if (tq == 0) {
+          T* gZ = static_cast<T*>(workspace.zs) + slot * Rows::kRows + prow(mt);
+          gZ[0] = from_float<T>(f * accz[mt][0]);
+          gZ[8] = from_float<T>(f * accz[mt][2]);
+        }
+      }
+      wg::fence_proxy_async();  // the stmatrix writes before the bulk copy reads them
+      bar_sync(kBarMax, kConsumerThreads);
+      if (threadIdx.x == 0) {
+        const int tiles = std::min(valid_tiles, (round + 1) * kRoundTiles) - round * kRoundTiles;
+        if (tiles > 0)
+          wg::bulk_store(gW + round * kStagingRows * kE, sm.staging, static_cast<uint32_t>(tiles * kMmaTile * kE * 2));
+        wg::bulk_commit();
       }
     }
   };
 
-  // ---- the gate warp: per chunk, publish S_enter[n] once written, scan chunk n + 1 into its slot --------
+  // Thread 0 publishes S_enter[n] at the start of chunk n + 1 (or after the walk): once its bulk copies are
+  // complete, it adds 1 to the chunk's ready counter with release semantics. The z and fp16 scale stores of
+  // the other threads are ordered before it by the warpgroup barriers in between.
+  int64_t pending = -1;  // thread 0: the slot whose S_enter is on its way out
+  auto publish = [&] {
+    if (threadIdx.x == 0 && pending >= 0) {
+      wg::bulk_wait<0>();
+      wg::fence_proxy_async_global();
+      signal_ready(workspace.ready + pending);
+      pending = -1;
+    }
+  };
+
+  // ---- the gate warp: per chunk, scan chunk n + 1's gates into the slot chunk n - 1 used ------------------
   if (gate_warp) {
     load_gates(0);
     scan_into(0);
     load_gates(1);
     bar_arrive(kBarGates, kStateWgThreads);  // chunk 0's gates
     for (int64_t n = 0; n < n_chunks; ++n) {
-      bar_sync(kBarStarted, kStateWgThreads);  // S_enter[n] written; chunk n - 1's slot read for the last time
-      if (n + 1 < n_chunks) {  // first what the warpgroup waits for, then the signal
+      bar_sync(kBarStarted, kStateWgThreads);  // chunk n started: chunk n - 1's slot was read for the last time
+      if (n + 1 < n_chunks) {
         scan_into(n + 1);
         load_gates(n + 2);
         bar_arrive(kBarGates, kStateWgThreads);
       }
-      if ((n > 0 || problem.s0 != nullptr) && lane == 0) signal_ready(workspace.ready + bh * n_chunks + n);
     }
     return;
   }
@@ -301,10 +351,14 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     if (!(kDiag & kDiagNoCopies) && q + kAhead < n_tiles) load_tile(q + kAhead, (st + kAhead) % kStages);
     cp_async_commit();
     if (pos0 == 0) {  // ---- chunk n starts: its gates, S_enter[n], then u *= decay ------------------------
+      publish();  // S_enter[n - 1]; the staging buffer is free once all threads pass the barrier
       bar_sync(kBarGates, kStateWgThreads);
       wg::wait<0>();
       settle();
-      if (!(kDiag & kDiagNoChunkWork) && (n > 0 || problem.s0 != nullptr)) write_entering(n);
+      if (!(kDiag & kDiagNoChunkWork) && (n > 0 || problem.s0 != nullptr)) {
+        write_entering(n);
+        pending = bh * n_chunks + n;
+      }
       bar_arrive(kBarStarted, kStateWgThreads);
       const float decay = (kDiag & kDiagNoChunkWork) ? 1.f : sm.decay[n & 1];
 #pragma unroll
@@ -391,6 +445,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   cp_async_wait<0>();
   wg::wait<0>();
   settle();
+  publish();
 
   // ---- the final state S = w u, z = w z_u (fp32, public rows i <= j) -----------------------------------
   if (problem.s_out != nullptr) {

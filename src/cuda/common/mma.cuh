@@ -2,6 +2,7 @@
 //   mma_16816:   C (16 x 8, fp32) += A (16 x 16) B (16 x 8), A and B fp16 or bf16      == C += A.float() @ B.float()
 //   ldmatrix_x4: four 8 x 8 16-bit matrices from shared memory (.trans: each transposed)
 //   cp_async_16: 16 bytes global -> shared without registers (zero-filled when !valid)
+//   stmatrix_x4: four 8 x 8 16-bit matrices to shared memory (ldmatrix_x4's inverse)
 // Fragment layouts (PTX ISA, mma.m16n8k16; g = lane / 4, t = lane % 4), each register two 16-bit values:
 //   A: a[0] = (row g,     cols 2t, 2t+1)   a[1] = (row g + 8, cols 2t, 2t+1)
 //      a[2] = (row g,     cols 2t+8, 2t+9) a[3] = (row g + 8, cols 2t+8, 2t+9)
@@ -36,6 +37,13 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(smem_addr(row_ptr)));
+}
+
+// matrix m at (row g, cols 2t, 2t+1) = r[m]; lane l addresses row l % 8 of matrix l / 8   == ldmatrix_x4^-1
+__device__ __forceinline__ void stmatrix_x4(void* row_ptr, const uint32_t (&r)[4]) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(smem_addr(row_ptr)),
+               "r"(r[0]), "r"(r[1]), "r"(r[2]), "r"(r[3])
+               : "memory");
 }
 
 // c += a @ b   (16 x 16 @ 16 x 8, fp32 accumulate); T = __half or __nv_bfloat16

@@ -40,6 +40,20 @@ __device__ __forceinline__ int entering_scale_shift(float m, float* warp_max, in
   return finite && block_max > 0.f ? ilogbf(block_max) - 14 : 0;  // |W| 2^-shift < 2^15
 }
 
+// The entering states W in the workspace store each padded row's 16-byte pieces permuted: piece j of row r
+// (r: the head's padded row) sits at piece entering_piece<kE>(r, j). The permutation depends on r % 16 only
+// and is the same for rows r and r + 8; it puts piece j of 8 consecutive rows on 8 distinct 16-byte bank
+// groups, so a state block stages its 128 rows in shared memory in the workspace's own order without bank
+// conflicts (stmatrix) and writes them with one bulk copy. Readers undo it per 16-byte piece.
+template <int kE>
+__host__ __device__ constexpr int entering_piece(int row, int piece) {
+  constexpr int kRowBytes = kE * 2;
+  constexpr int kRowsPerLine = kRowBytes >= 128 ? 1 : 128 / kRowBytes;  // rows per 128-byte line
+  constexpr int kMask = (kE / 8 < 8 ? kE / 8 : 8) - 1;
+  static_assert(kE % 32 == 0, "entering_piece: e a multiple of 32");
+  return piece ^ ((row / kRowsPerLine) & kMask);
+}
+
 template <int kD, int kDeg>
 struct PaddedRows {
   static_assert(kD % kMmaTile == 0 && (kDeg == 1 || kDeg == 2), "padded rows: d a multiple of 16, deg 1 or 2");
