@@ -18,8 +18,8 @@
 //   of the first version: ~2250 clocks per tile on the H100.)
 //   The warpgroup syncs per tile on its own named barrier; the gate warp meets it once per chunk (see
 //   StateWgBarrier). At a chunk start the warpgroup waits for its MMAs, stages S_enter[n] in shared memory
-//   (thread 0 copies it out with one bulk copy), writes z and scales u by decay_chunk; thread 0 signals
-//   the chunk's ready counter at the next chunk start, once the bulk copy is complete.
+//   and copies it out (16 contiguous bytes per access), writes z and scales u by decay_chunk; the gate warp
+//   then signals the chunk's ready counter.
 #pragma once
 
 #include <algorithm>
@@ -83,8 +83,8 @@ constexpr int state_wg_staging_rows() {
 // hold up a tile):
 //   kBarGates: the gate warp arrives once chunk n's gates are in their slot; the warpgroup syncs at
 //              chunk n's first tile, before reading them.
-//   kBarStarted: the warpgroup arrives once it has staged S_enter[n] (and so is done with chunk n - 1's
-//              slot); the gate warp syncs, then fills the slot with chunk n + 1.
+//   kBarStarted: the warpgroup arrives once it has written S_enter[n] (and so is done with chunk n - 1's
+//              slot); the gate warp syncs, signals the ready counter, then fills the slot with chunk n + 1.
 enum StateWgBarrier : int { kBarTile = 1, kBarGates = 2, kBarStarted = 3, kBarMax = 4 };
 __device__ __forceinline__ void bar_sync(int id, int threads) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
@@ -251,19 +251,22 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       sync();  // warp_max is rewritten at the next chunk
     }
     // Through shared memory: each warp stores its 16 rows with stmatrix (in entering_piece order: no bank
-    // conflicts), then thread 0 copies the staged rows out in one bulk copy. (Direct 4-byte stores from the
-    // accumulators, 32 per thread and chunk, cost ~2.4 us per chunk at p = 2: bench/RESULTS.md, session 4.)
+    // conflicts), then the warpgroup copies the staged rows out as they lie, 16 contiguous bytes per thread
+    // and access. Direct 4-byte stores from the accumulators (32 per thread and chunk, eight 16-byte pieces
+    // per warp store) cost ~2.4 us per chunk at p = 2; one bulk copy (TMA) instead needs a proxy fence in
+    // every writing thread, which waits for its cp.async copies in flight (~1.2 us per chunk). Both were
+    // measured: bench/RESULTS.md, session 4.
     constexpr int kRounds = kMt * kStateWgM / kStagingRows, kMtPerRound = kMt / kRounds;
     constexpr int kRoundTiles = kStagingRows / kMmaTile;
     const int valid_tiles = std::min(kMt * kStateWgConsumers, Rows::kTiles - cta * (kMmaScaleRows / kMmaTile));
     T* gW = static_cast<T*>(workspace.states) + (slot * Rows::kRows + cta * kMmaScaleRows) * kE;
     const int lane_row = (lane & 7) + ((lane >> 3) & 1) * 8, lane_piece = lane >> 4;  // stmatrix's addresses
+    constexpr int kCopyBatch = 4;  // 16-byte pieces in registers at once
+    constexpr int kPiecesPerThread = kStagingRows * kE / 8 / kConsumerThreads;
+    static_assert(kPiecesPerThread % kCopyBatch == 0, "whole batches");
 #pragma unroll
     for (int round = 0; round < kRounds; ++round) {
-      if (round > 0) {  // the staged rows of the last round are read out
-        if (threadIdx.x == 0) wg::bulk_wait_read<0>();
-        bar_sync(kBarMax, kConsumerThreads);
-      }
+      if (round > 0) bar_sync(kBarMax, kConsumerThreads);  // the last round's staged rows were read
 #pragma unroll
       for (int m = 0; m < kMtPerRound; ++m) {
         const int mt = round * kMtPerRound + m;
@@ -285,43 +288,41 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
           gZ[8] = from_float<T>(f * accz[mt][2]);
         }
       }
-      wg::fence_proxy_async();  // the stmatrix writes before the bulk copy reads them
-      bar_sync(kBarMax, kConsumerThreads);
-      if (threadIdx.x == 0) {
-        const int tiles = std::min(valid_tiles, (round + 1) * kRoundTiles) - round * kRoundTiles;
-        if (tiles > 0)
-          wg::bulk_store(gW + round * kStagingRows * kE, sm.staging, static_cast<uint32_t>(tiles * kMmaTile * kE * 2));
-        wg::bulk_commit();
+      bar_sync(kBarMax, kConsumerThreads);  // staged
+      const int pieces = (std::min(valid_tiles, (round + 1) * kRoundTiles) - round * kRoundTiles) * kMmaTile * (kE / 8);
+      const uint4* src = reinterpret_cast<const uint4*>(&sm.staging[0][0]);
+      uint4* dst = reinterpret_cast<uint4*>(gW + round * kStagingRows * kE);
+#pragma unroll
+      for (int b0 = 0; b0 < kPiecesPerThread; b0 += kCopyBatch) {
+        uint4 x[kCopyBatch];
+#pragma unroll
+        for (int i = 0; i < kCopyBatch; ++i) {
+          const int idx = threadIdx.x + (b0 + i) * kConsumerThreads;
+          if (idx < pieces) x[i] = src[idx];
+        }
+#pragma unroll
+        for (int i = 0; i < kCopyBatch; ++i) {
+          const int idx = threadIdx.x + (b0 + i) * kConsumerThreads;
+          if (idx < pieces) dst[idx] = x[i];
+        }
       }
     }
   };
 
-  // Thread 0 publishes S_enter[n] at the start of chunk n + 1 (or after the walk): once its bulk copies are
-  // complete, it adds 1 to the chunk's ready counter with release semantics. The z and fp16 scale stores of
-  // the other threads are ordered before it by the warpgroup barriers in between.
-  int64_t pending = -1;  // thread 0: the slot whose S_enter is on its way out
-  auto publish = [&] {
-    if (threadIdx.x == 0 && pending >= 0) {
-      wg::bulk_wait<0>();
-      wg::fence_proxy_async_global();
-      signal_ready(workspace.ready + pending);
-      pending = -1;
-    }
-  };
-
-  // ---- the gate warp: per chunk, scan chunk n + 1's gates into the slot chunk n - 1 used ------------------
+  // ---- the gate warp: per chunk, publish S_enter[n] once written, scan chunk n + 1 into its slot --------
   if (gate_warp) {
     load_gates(0);
     scan_into(0);
     load_gates(1);
     bar_arrive(kBarGates, kStateWgThreads);  // chunk 0's gates
     for (int64_t n = 0; n < n_chunks; ++n) {
-      bar_sync(kBarStarted, kStateWgThreads);  // chunk n started: chunk n - 1's slot was read for the last time
-      if (n + 1 < n_chunks) {
+      bar_sync(kBarStarted, kStateWgThreads);  // S_enter[n] written; chunk n - 1's slot read for the last time
+      if (n + 1 < n_chunks) {  // first what the warpgroup waits for, then the signal
         scan_into(n + 1);
         load_gates(n + 2);
         bar_arrive(kBarGates, kStateWgThreads);
       }
+      if ((n > 0 || problem.s0 != nullptr) && lane == 0) signal_ready(workspace.ready + bh * n_chunks + n);
     }
     return;
   }
@@ -351,14 +352,10 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     if (!(kDiag & kDiagNoCopies) && q + kAhead < n_tiles) load_tile(q + kAhead, (st + kAhead) % kStages);
     cp_async_commit();
     if (pos0 == 0) {  // ---- chunk n starts: its gates, S_enter[n], then u *= decay ------------------------
-      publish();  // S_enter[n - 1]; the staging buffer is free once all threads pass the barrier
       bar_sync(kBarGates, kStateWgThreads);
       wg::wait<0>();
       settle();
-      if (!(kDiag & kDiagNoChunkWork) && (n > 0 || problem.s0 != nullptr)) {
-        write_entering(n);
-        pending = bh * n_chunks + n;
-      }
+      if (!(kDiag & kDiagNoChunkWork) && (n > 0 || problem.s0 != nullptr)) write_entering(n);
       bar_arrive(kBarStarted, kStateWgThreads);
       const float decay = (kDiag & kDiagNoChunkWork) ? 1.f : sm.decay[n & 1];
 #pragma unroll
@@ -445,7 +442,6 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   cp_async_wait<0>();
   wg::wait<0>();
   settle();
-  publish();
 
   // ---- the final state S = w u, z = w z_u (fp32, public rows i <= j) -----------------------------------
   if (problem.s_out != nullptr) {

@@ -44,7 +44,8 @@ __device__ __forceinline__ int entering_scale_shift(float m, float* warp_max, in
 // (r: the head's padded row) sits at piece entering_piece<kE>(r, j). The permutation depends on r % 16 only
 // and is the same for rows r and r + 8; it puts piece j of 8 consecutive rows on 8 distinct 16-byte bank
 // groups, so a state block stages its 128 rows in shared memory in the workspace's own order without bank
-// conflicts (stmatrix) and writes them with one bulk copy. Readers undo it per 16-byte piece.
+// conflicts (stmatrix) and copies them out as they lie, 16 contiguous bytes per access. Readers undo it
+// per 16-byte piece.
 template <int kE>
 __host__ __device__ constexpr int entering_piece(int row, int piece) {
   constexpr int kRowBytes = kE * 2;

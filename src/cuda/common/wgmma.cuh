@@ -6,11 +6,6 @@
 //   fence_proxy_async()                  this thread's earlier st.shared writes ordered before later reads by
 //                                        the async proxy (wgmma operands); it also waits for the thread's
 //                                        outstanding memory operations (cp.async included): not per tile
-//   bulk_store(dst, src, bytes)          one bulk copy shared -> global by the calling thread (the TMA engine,
-//                                        asynchronous; 16-byte aligned, bytes a multiple of 16), in a group
-//                                        closed by bulk_commit(); bulk_wait<n>() waits until <= n of this
-//                                        thread's groups are incomplete (their writes visible to it),
-//                                        bulk_wait_read<n>() only until their shared-memory reads are done
 //   keep(x)                              an empty asm that reads and rewrites x: after wait<n>, it keeps a
 //                                        register that an in-flight wgmma reads or writes from being moved
 //                                        or reused before that point (cute::warpgroup_fence_operand)
@@ -45,25 +40,6 @@ __device__ __forceinline__ void wait() {
   cute::warpgroup_wait<kInFlight>();
 }
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-__device__ __forceinline__ void bulk_store(void* dst, const void* src, uint32_t bytes) {
-  asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(dst),
-               "r"(static_cast<uint32_t>(__cvta_generic_to_shared(src))), "r"(bytes)
-               : "memory");
-}
-__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
-template <int kPending>
-__device__ __forceinline__ void bulk_wait() {
-  asm volatile("cp.async.bulk.wait_group %0;\n" ::"n"(kPending) : "memory");
-}
-template <int kPending>
-__device__ __forceinline__ void bulk_wait_read() {
-  asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(kPending) : "memory");
-}
-// The async proxy's global writes (bulk_store, after bulk_wait) ordered before this thread's later generic
-// accesses, such as a release that publishes them.
-__device__ __forceinline__ void fence_proxy_async_global() {
-  asm volatile("fence.proxy.async.global;\n" ::: "memory");
-}
 __device__ __forceinline__ void keep(float& x) { asm volatile("" : "+f"(x)::"memory"); }
 __device__ __forceinline__ void keep(uint32_t& x) { asm volatile("" : "+r"(x)::"memory"); }
 
