@@ -20,6 +20,7 @@ if compgen -G ".whl/*.whl" > /dev/null; then
   export PYTHONPATH=/tmp/site
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv > "$out/device.txt" 2>&1
+# POWERRET_BUILD_DIR: the CMake build folder (default /tmp/powerret-build; one per source tree).
 # The device copy of the tree may carry stale git metadata: pass POWERRET_COMMIT=<sha> from the checkout.
 # Exported, so bench/gpu_bench.sh records the same commit.
 export POWERRET_COMMIT=${POWERRET_COMMIT:-$(git rev-parse HEAD 2>/dev/null)}
@@ -29,7 +30,7 @@ echo "== build" | tee "$out/summary.txt"
 start=$(date +%s)
 POWERRET_CUDA=ON POWERRET_INSTANTIATIONS=full \
   python3 -m pip install --no-build-isolation --no-deps -v . -C cmake.define.POWERRET_PTXAS_VERBOSE=ON \
-  -C build-dir=/tmp/powerret-build \
+  -C build-dir="${POWERRET_BUILD_DIR:-/tmp/powerret-build}" \
   > "$out/build.log" 2>&1
 rc_build=$?
 echo "build rc=$rc_build in $(( $(date +%s) - start )) s" | tee -a "$out/summary.txt"
