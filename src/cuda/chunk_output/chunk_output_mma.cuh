@@ -233,10 +233,11 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
   cp_async_wait<1>();
   __syncthreads();  // Q, the gates and the factors are visible
 
-  uint32_t rQ[kKb][4];  // A fragments of this warp's 16 queries, k-block kb
-#pragma unroll
-  for (int kb = 0; kb < kKb; ++kb)
-    ldmatrix_x4(rQ[kb], &sm.q[warp * kMmaTile + (lane & 7) + (((lane >> 3) & 1) << 3)][kb * kMmaTile + ((lane >> 4) << 3)]);
+  // A fragment of this warp's 16 queries, k-block kb (the inter part re-reads it per tile; the intra part
+  // holds all of them in rQ, loaded after the inter part, so they are not live during it)
+  auto load_q = [&](uint32_t(&frag)[4], int kb) {
+    ldmatrix_x4(frag, &sm.q[warp * kMmaTile + (lane & 7) + (((lane >> 3) & 1) << 3)][kb * kMmaTile + ((lane >> 4) << 3)]);
+  };
   const int q_lo = warp * kMmaTile + g, q_hi = q_lo + 8;  // this lane's query rows in the tile
   const int pos_lo = i0 + min(q_lo, rows_here - 1), pos_hi = i0 + min(q_hi, rows_here - 1);  // clamped chunk positions
 
@@ -247,7 +248,7 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
     for (int m = 0; m < 4; ++m) rAcc[nt][m] = 0.f;
 
   // ---- inter-chunk: Xq^T W_enter and Xq^T z_enter (sm_90a warpgroup MMAs; warpgroup w: queries 64 w ..) ----
-  constexpr int kASets = 1;  // two sets (one group's MMAs beside the next A) do not fit in 128 registers
+  constexpr int kASets = 1;  // two sets (one group's MMAs beside the next A) exceed 128 registers: ptxas serialises (C7512)
   uint32_t a_sets[kASets][kKb][4];
   if (inter) {
     int first_tile = 0;
@@ -260,7 +261,7 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
       cp_async_wait<1>();
       __syncthreads();
       if (wg_has_rows) {
-        // Per group i of the stage: the warp's A fragments of its tiles (rQ[jb] times the q[i] pair), one
+        // Per group i of the stage: the warp's A fragments of its tiles (Q's times the q[i] pair), one
         // wgmma m64 x e x k16 against the tile's 16 rows of W and one m64 x 8 x k16 against its z tile.
         // Two register sets (d = 128: one) let one group's MMAs run while the next group's A is formed.
         const uint64_t desc_w = wg::mn_desc<T, kE>(sm.inter.w[buf]);
@@ -290,10 +291,11 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
                 pair_lo = splat2<T>(x_lo * f);
                 pair_hi = splat2<T>(x_hi * f);
               }
-              as[jb][0] = mul2<T>(rQ[jb][0], pair_lo);
-              as[jb][1] = mul2<T>(rQ[jb][1], pair_hi);
-              as[jb][2] = mul2<T>(rQ[jb][2], pair_lo);
-              as[jb][3] = mul2<T>(rQ[jb][3], pair_hi);
+              load_q(as[jb], jb);
+              as[jb][0] = mul2<T>(as[jb][0], pair_lo);
+              as[jb][1] = mul2<T>(as[jb][1], pair_hi);
+              as[jb][2] = mul2<T>(as[jb][2], pair_lo);
+              as[jb][3] = mul2<T>(as[jb][3], pair_hi);
 #pragma unroll
               for (int x = 0; x < 4; ++x) wg::keep(as[jb][x]);  // formed before the fence, not moved past it
             }
@@ -335,6 +337,10 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
   }
   cp_async_wait<0>();
   __syncthreads();  // the inter buffers are free for the keys
+
+  uint32_t rQ[kKb][4];
+#pragma unroll
+  for (int kb = 0; kb < kKb; ++kb) load_q(rQ[kb], kb);
 
   // ---- intra-chunk: sum_{j <= i} (scale q_i . k_j)^p decay(j -> i) [v_j | 1] -----------------------------
   // After a reset in chunk n - 1, the keys start at that chunk's last reset, at position key_lo < 0 (key j < 0 is
