@@ -225,7 +225,7 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
     auto* zero = reinterpret_cast<uint4*>(&sm.inter.z[0][0][0]);
     constexpr int kZVecs = static_cast<int>(sizeof(sm.inter.z) / sizeof(uint4));
     for (int x = threadIdx.x; x < kZVecs; x += kOutputMmaThreads) zero[x] = make_uint4(0u, 0u, 0u, 0u);
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // st.shared before wgmma reads it
+    wg::fence_proxy_async();  // st.shared before wgmma reads it
     __syncthreads();  // ... and before the cp.async of row 0 lands on it
     load_stage(0, 0, 0);
   }
