@@ -30,6 +30,7 @@
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 #include "cuda/chunk_output/chunk_output_mma.hpp"
 #include "cuda/common/check.hpp"
@@ -40,6 +41,7 @@
 #include "cuda/common/mma.cuh"
 #include "cuda/common/overlap.cuh"
 #include "cuda/common/padded_rows.cuh"
+#include "cuda/common/wgmma.cuh"
 
 namespace powerret::cuda {
 
@@ -59,17 +61,20 @@ struct OutputMmaShared {
   static constexpr int kLdQ = kD + 8;  // 16-byte row shift: conflict-free ldmatrix
   static constexpr int kLdW = kE + 8;
   static constexpr int kScaleTiles = PaddedRows<kD, kDeg>::kRowTiles;
-  T q[kOutputMmaQueries][kLdQ];  // [i][kk]
+  static constexpr int kWBytes = kOutputMmaStageRows * kE * 2;
   union {
     struct {
-      T w[2][kOutputMmaStageRows][kLdW];  // [buf][row of the stage][col]
-      T z[2][kOutputMmaStageRows];        // [buf][row of the stage]
+      // [buf] the stage's rows as wgmma's B: (e, row) N-major with the 128-byte (e = 32: 64-byte) swizzle
+      alignas(1024) unsigned char w[2][kWBytes];
+      // [buf][16-row slice] an 8 x 16 K-major B whose row n = 0 holds the slice's z, rows 1..7 zero
+      alignas(16) T z[2][kOutputMmaStageRows / kMmaTile][8 * 16];
     } inter;
     struct {
       T k[kOutputMmaKeys][kLdQ];  // [j][kk]
       T v[kOutputMmaKeys][kLdW];  // [j][col]
     } intra;
   };
+  T q[kOutputMmaQueries][kLdQ];  // [i][kk]
   float g[kMaxChunk];
   int r[kMaxChunk];
   float gp[kMaxChunk];  // the previous chunk's G and R (used only when it contains a reset)
@@ -126,9 +131,12 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
   constexpr int kKb = kD / kMmaTile;    // k-blocks of q . k
   constexpr bool kScaled = std::is_same_v<T, __half>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  Shared& sm = *reinterpret_cast<Shared*>(smem_raw);
+  // 1024-byte aligned (the swizzled W stages) by an offset from the __shared__ array (keeps it shared)
+  Shared& sm = *reinterpret_cast<Shared*>(smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u));
 
-  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  // warp through a shuffle: ptxas then knows it is warp-uniform (else it serialises the wgmmas)
+  const int warp = __shfl_sync(0xffffffffu, static_cast<int>(threadIdx.x / kWarpSize), 0);
+  const int lane = threadIdx.x % kWarpSize;
   const int g = lane / 4, tq = lane % 4;
   const int64_t h = problem.h, hq = problem.hq, t = problem.t, n_chunks = problem.n_chunks;
   const int c = problem.chunk;
@@ -154,6 +162,8 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
   if (i0 >= len) return;   // the whole block is past t
   const int rows_here = min(nq, len - i0);
   const bool has_rows = warp * kMmaTile < rows_here;  // warp-uniform: this warp owns a valid query
+  // warpgroup-uniform: its 64 queries include a valid one (its warps without one multiply zero rows of Q)
+  const bool wg_has_rows = (warp / 4) * 4 * kMmaTile < rows_here;
 
   const T* mQ = static_cast<const T*>(problem.q);  // [b, t, hq, d]
   const T* mK = static_cast<const T*>(problem.k);  // [b, t, h, d]
@@ -207,20 +217,29 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
     for (int idx = threadIdx.x; idx < rows * (kE / 8); idx += kOutputMmaThreads) {
       const int row = idx / (kE / 8), piece = idx % (kE / 8);
       // row % 16 is the head's padded row's (first_tile * 16 + row) % 16: undo entering_piece
-      cp_async_16(&sm.inter.w[buf][row][piece * 8], gW + row * kE + entering_piece<kE>(row, piece) * 8, true);
+      cp_async_16(sm.inter.w[buf] + wg::sw_offset<kE>(piece * 8, row), gW + row * kE + entering_piece<kE>(row, piece) * 8,
+                  true);
     }
-    for (int idx = threadIdx.x; idx < rows / 8; idx += kOutputMmaThreads)
-      cp_async_16(&sm.inter.z[buf][idx * 8], gZ + idx * 8, true);
+    for (int idx = threadIdx.x; idx < rows / 8; idx += kOutputMmaThreads)  // z of rows 8 idx ..: k 0-7 / 8-15
+      cp_async_16(&sm.inter.z[buf][idx / 2][(idx % 2) * 64], gZ + idx * 8, true);
   };
-  if (inter) load_stage(0, 0, 0);
+  if (inter) {  // rows 1..7 of every z tile are zero (the intra keys reuse this memory: once per block)
+    auto* zero = reinterpret_cast<uint4*>(&sm.inter.z[0][0][0]);
+    constexpr int kZVecs = static_cast<int>(sizeof(sm.inter.z) / sizeof(uint4));
+    for (int x = threadIdx.x; x < kZVecs; x += kOutputMmaThreads) zero[x] = make_uint4(0u, 0u, 0u, 0u);
+    wg::fence_proxy_async();  // st.shared before wgmma reads it
+    __syncthreads();  // ... and before the cp.async of row 0 lands on it
+    load_stage(0, 0, 0);
+  }
   cp_async_commit();
   cp_async_wait<1>();
   __syncthreads();  // Q, the gates and the factors are visible
 
-  uint32_t rQ[kKb][4];  // A fragments of this warp's 16 queries, k-block kb
-#pragma unroll
-  for (int kb = 0; kb < kKb; ++kb)
-    ldmatrix_x4(rQ[kb], &sm.q[warp * kMmaTile + (lane & 7) + (((lane >> 3) & 1) << 3)][kb * kMmaTile + ((lane >> 4) << 3)]);
+  // A fragment of this warp's 16 queries, k-block kb (the inter part re-reads it per tile; the intra part
+  // holds all of them in rQ, loaded after the inter part, so they are not live during it)
+  auto load_q = [&](uint32_t(&frag)[4], int kb) {
+    ldmatrix_x4(frag, &sm.q[warp * kMmaTile + (lane & 7) + (((lane >> 3) & 1) << 3)][kb * kMmaTile + ((lane >> 4) << 3)]);
+  };
   const int q_lo = warp * kMmaTile + g, q_hi = q_lo + 8;  // this lane's query rows in the tile
   const int pos_lo = i0 + min(q_lo, rows_here - 1), pos_hi = i0 + min(q_hi, rows_here - 1);  // clamped chunk positions
 
@@ -230,7 +249,9 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
 #pragma unroll
     for (int m = 0; m < 4; ++m) rAcc[nt][m] = 0.f;
 
-  // ---- inter-chunk: Xq^T W_enter and Xq^T z_enter --------------------------------------------------------
+  // ---- inter-chunk: Xq^T W_enter and Xq^T z_enter (sm_90a warpgroup MMAs; warpgroup w: queries 64 w ..) ----
+  constexpr int kASets = 1;  // two sets (one group's MMAs beside the next A) exceed 128 registers: ptxas serialises (C7512)
+  uint32_t a_sets[kASets][kKb][4];
   if (inter) {
     int first_tile = 0;
     for (int ig0 = 0; ig0 < Rows::kGroups; ig0 += kStageGroups) {
@@ -241,39 +262,64 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
       cp_async_commit();
       cp_async_wait<1>();
       __syncthreads();
-      if (has_rows) {
-        const int jb0 = Rows::first_block(ig0);
-        for (int ii = 0; ii < kStageGroups; ++ii) {
-          const int ig = ig0 + ii;
-          const float x_lo = kDeg == 2 ? to_float(sm.q[q_lo][ig]) : 1.f;  // q_i[i'] of the two rows
-          const float x_hi = kDeg == 2 ? to_float(sm.q[q_hi][ig]) : 1.f;
-          uint32_t pair_lo = splat2<T>(x_lo), pair_hi = splat2<T>(x_hi);
+      if (wg_has_rows) {
+        // Per group i of the stage: the warp's A fragments of its tiles (Q's times the q[i] pair), one
+        // wgmma m64 x e x k16 against the tile's 16 rows of W and one m64 x 8 x k16 against its z tile.
+        // Two register sets (d = 128: one) let one group's MMAs run while the next group's A is formed.
+        const uint64_t desc_w = wg::mn_desc<T, kE>(sm.inter.w[buf]);
+        const uint64_t desc_z = wg::k8_desc<T>(&sm.inter.z[buf][0][0]);
+        float(&acc_num)[kE / 2] = *reinterpret_cast<float(*)[kE / 2]>(&rAcc[0][0]);
+        // The stage's groups share jb0 = first_block(ig0): dispatched to a compile-time value, so no wgmma
+        // sits behind a per-tile branch (ptxas would inject fences and serialise them).
+        auto groups = [&](auto jb0_c) {
+          constexpr int kJb0 = decltype(jb0_c)::value;
+          constexpr int kTiles = kKb - kJb0;  // tiles per group
 #pragma unroll
-          for (int jb = 0; jb < kKb; ++jb) {
-            if (jb < jb0) continue;
-            const int row0 = (ii * tiles + jb - jb0) * kMmaTile;  // the tile's first row in the stage
-            if constexpr (kScaled) {
-              const float f = sm.factor[(first_tile + ii * tiles + jb - jb0) * kMmaTile / kMmaScaleRows];
-              pair_lo = splat2<T>(x_lo * f);
-              pair_hi = splat2<T>(x_hi * f);
-            }
-            uint32_t a[4];
-            a[0] = mul2<T>(rQ[jb][0], pair_lo);
-            a[1] = mul2<T>(rQ[jb][1], pair_hi);
-            a[2] = mul2<T>(rQ[jb][2], pair_lo);
-            a[3] = mul2<T>(rQ[jb][3], pair_hi);
+          for (int ii = 0; ii < kStageGroups; ++ii) {
+            uint32_t(&as)[kKb][4] = a_sets[ii % kASets];
+            wg::wait<kASets - 1>();  // the MMAs that read `as` (kASets groups ago) are done
 #pragma unroll
-            for (int np = 0; np < kNt / 2; ++np) {
-              uint32_t bw[4];
-              ldmatrix_x4_trans(bw, &sm.inter.w[buf][row0 + (lane & 7) + (((lane >> 3) & 1) << 3)][np * 16 + ((lane >> 4) << 3)]);
-              mma_16816<T>(rAcc[2 * np], a, bw[0], bw[1]);
-              mma_16816<T>(rAcc[2 * np + 1], a, bw[2], bw[3]);
+            for (int jb = kJb0; jb < kKb; ++jb)
+#pragma unroll
+              for (int x = 0; x < 4; ++x) wg::keep(as[jb][x]);
+            const int ig = ig0 + ii;
+            const float x_lo = kDeg == 2 ? to_float(sm.q[q_lo][ig]) : 1.f;  // q_i[i'] of the two rows
+            const float x_hi = kDeg == 2 ? to_float(sm.q[q_hi][ig]) : 1.f;
+            uint32_t pair_lo = splat2<T>(x_lo), pair_hi = splat2<T>(x_hi);
+#pragma unroll
+            for (int jb = kJb0; jb < kKb; ++jb) {
+              if constexpr (kScaled) {
+                const float f = sm.factor[(first_tile + ii * kTiles + jb - kJb0) * kMmaTile / kMmaScaleRows];
+                pair_lo = splat2<T>(x_lo * f);
+                pair_hi = splat2<T>(x_hi * f);
+              }
+              load_q(as[jb], jb);
+              as[jb][0] = mul2<T>(as[jb][0], pair_lo);
+              as[jb][1] = mul2<T>(as[jb][1], pair_hi);
+              as[jb][2] = mul2<T>(as[jb][2], pair_lo);
+              as[jb][3] = mul2<T>(as[jb][3], pair_hi);
+#pragma unroll
+              for (int x = 0; x < 4; ++x) wg::keep(as[jb][x]);  // formed before the fence, not moved past it
             }
-            const uint32_t z_lo = *reinterpret_cast<const uint32_t*>(&sm.inter.z[buf][row0 + 2 * tq]);
-            const uint32_t z_hi = *reinterpret_cast<const uint32_t*>(&sm.inter.z[buf][row0 + 8 + 2 * tq]);
-            mma_16816<T>(rAcc[kNt], a, g == 0 ? z_lo : 0u, g == 0 ? z_hi : 0u);
+            wg::fence();
+#pragma unroll
+            for (int jb = kJb0; jb < kKb; ++jb) {
+              const int slice = ii * kTiles + jb - kJb0;  // the tile's 16-row slice of the stage
+              wg::mma_rs<T, kE, wg::GMMA::Major::MN>(acc_num, as[jb], desc_w + static_cast<uint64_t>(slice * (kMmaTile * kE * 2 / 16)));
+              wg::mma_rs<T, 8, wg::GMMA::Major::K>(rAcc[kNt], as[jb], desc_z + static_cast<uint64_t>(slice * (8 * 16 * 2 / 16)));
+            }
+            wg::commit();
           }
-        }
+        };
+        [&]<int... J>(std::integer_sequence<int, J...>) {
+          const int jb0 = Rows::first_block(ig0);
+          ((jb0 == J ? (groups(std::integral_constant<int, J>{}), 0) : 0), ...);
+        }(std::make_integer_sequence<int, kKb>{});
+        wg::wait<0>();  // buffer `buf` is read, the accumulators complete
+#pragma unroll
+        for (int nt = 0; nt <= kNt; ++nt)
+#pragma unroll
+          for (int m = 0; m < 4; ++m) wg::keep(rAcc[nt][m]);
       }
       __syncthreads();  // buffer `buf` is refilled two stages on
       first_tile = next_first;
@@ -293,6 +339,10 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
   }
   cp_async_wait<0>();
   __syncthreads();  // the inter buffers are free for the keys
+
+  uint32_t rQ[kKb][4];
+#pragma unroll
+  for (int kb = 0; kb < kKb; ++kb) load_q(rQ[kb], kb);
 
   // ---- intra-chunk: sum_{j <= i} (scale q_i . k_j)^p decay(j -> i) [v_j | 1] -----------------------------
   // After a reset in chunk n - 1, the keys start at that chunk's last reset, at position key_lo < 0 (key j < 0 is
@@ -410,7 +460,7 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
 template <typename T, int kD, int kE, int kDeg>
 void launch_chunk_output_mma(const detail::ForwardProblem& problem, const MmaWorkspace& workspace,
                              cudaStream_t stream) {
-  constexpr int kSmem = static_cast<int>(sizeof(OutputMmaShared<T, kD, kE, kDeg>));
+  constexpr int kSmem = static_cast<int>(sizeof(OutputMmaShared<T, kD, kE, kDeg>)) + 1024;  // + alignment slack
   const auto kernel = chunk_output_mma_kernel<T, kD, kE, kDeg>;
   static SmemOptIn smem_opt_in;  // one per instantiation of this launcher, i.e. per kernel
   smem_opt_in.ensure(kernel, kSmem, problem.device, "chunk_output_mma");
