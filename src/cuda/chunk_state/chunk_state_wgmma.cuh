@@ -261,8 +261,8 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     const int valid_tiles = std::min(kMt * kStateWgConsumers, Rows::kTiles - cta * (kMmaScaleRows / kMmaTile));
     T* gW = static_cast<T*>(workspace.states) + (slot * Rows::kRows + cta * kMmaScaleRows) * kE;
     const int lane_row = (lane & 7) + ((lane >> 3) & 1) * 8, lane_piece = lane >> 4;  // stmatrix's addresses
-    constexpr int kCopyBatch = 4;  // 16-byte pieces in registers at once
     constexpr int kPiecesPerThread = kStagingRows * kE / 8 / kConsumerThreads;
+    constexpr int kCopyBatch = kPiecesPerThread < 4 ? kPiecesPerThread : 4;  // 16-byte pieces in registers at once
     static_assert(kPiecesPerThread % kCopyBatch == 0, "whole batches");
 #pragma unroll
     for (int round = 0; round < kRounds; ++round) {
