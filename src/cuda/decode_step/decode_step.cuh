@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
 #include "cuda/common/check.hpp"
@@ -26,10 +27,22 @@ inline constexpr int kDecodeMinRowsPerCta = 32;  // a state is split only while 
 // 16 (8 where the device cannot co-schedule a 16-CTA cluster of the kernel), keeping >= 32 rows per CTA.
 // `cluster_limit()` is only asked when a split beyond the portable 8 is wanted. Not yet measured: the
 // rule comes from the arithmetic of docs/DESIGN.md ("Decode step"), to be checked against bench/RESULTS.md.
+// POWERRET_DECODE_MAX_SPLIT (read once; 1, 2, 4, 8 or 16) caps the split, for measurements
+// (bench/diag/decode.sh); unset or anything else: no cap.
+inline int decode_max_split() {
+  static const int cap = [] {
+    const char* text = std::getenv("POWERRET_DECODE_MAX_SPLIT");
+    const int value = text != nullptr ? std::atoi(text) : 0;
+    return value >= 1 && value <= kMaxClusterSize && (value & (value - 1)) == 0 ? value : kMaxClusterSize;
+  }();
+  return cap;
+}
+
 template <class ClusterLimitFn>
 DecodeSplit decode_split(int64_t pairs, int64_t D, int sms, ClusterLimitFn&& cluster_limit) {
+  const int max_split = decode_max_split();
   int split = 1;
-  while (split < kMaxClusterSize && pairs * split < sms && D >= int64_t{2} * split * kDecodeMinRowsPerCta) split *= 2;
+  while (split < max_split && pairs * split < sms && D >= int64_t{2} * split * kDecodeMinRowsPerCta) split *= 2;
   if (split > kPortableClusterSize) split = std::min(split, cluster_limit());
   return DecodeSplit{
       .split = split,
