@@ -315,26 +315,10 @@ __global__ void __launch_bounds__(kDecodeThreads, DecodeTile<kE, kHeads, kVec>::
     cluster_sync(n_split);  // every CTA's partials are published
     for (int o = rank * kDecodeThreads + tid; o < heads * kE; o += n_split * kDecodeThreads) {
       const int hd = o / kE, c = o % kE;
-      // the peers' partials are loaded 8 at a time before they are added, so the DSMEM latency is paid per
-      // batch rather than split times in a row (a dependent loop); summed in rank order as before
-      constexpr int kPeerBatch = 8;
       float num = 0.f, den = 0.f;
-      for (int peer0 = 0; peer0 < n_split; peer0 += kPeerBatch) {
-        float peer_num[kPeerBatch], peer_den[kPeerBatch];
-#pragma unroll
-        for (int j = 0; j < kPeerBatch; ++j) {
-          if (peer0 + j < n_split) {
-            peer_num[j] = cluster_peer(&sPartNum[0][0], peer0 + j, n_split)[o];
-            peer_den[j] = cluster_peer(&sPartDen[0], peer0 + j, n_split)[hd];
-          }
-        }
-#pragma unroll
-        for (int j = 0; j < kPeerBatch; ++j) {
-          if (peer0 + j < n_split) {
-            num += peer_num[j];
-            den += peer_den[j];
-          }
-        }
+      for (int peer = 0; peer < n_split; ++peer) {
+        num += cluster_peer(&sPartNum[0][0], peer, n_split)[o];
+        den += cluster_peer(&sPartDen[0], peer, n_split)[hd];
       }
       const float w = sW[hd];
       num = fmaf(a, num, w * sV[c]);
