@@ -5,7 +5,8 @@
 # (POWERRET_FORWARD_KERNELS: sm80 = the mma.sync kernels, wgmma = the default on sm_90a), then ncu
 # (speed of light, occupancy) of each forward kernel at t = 65536; writes OUT_DIR/forward.tar.gz and
 # prints the summaries. POWERRET_DIAG_KERNELS="" skips the sweep, POWERRET_DIAG_NCU=0 ncu,
-# POWERRET_DIAG_SASS=0 the per-line profile of the state kernel (POWERRET_DIAG_SASS_DEGS: "2" by default).
+# POWERRET_DIAG_SASS=0 the per-line profile of the state kernel (POWERRET_DIAG_SASS_DEGS: "2" by default);
+# POWERRET_DIAG_CHUNKS: the chunk sizes of the sweep ("64 128 256" by default).
 set -uo pipefail
 top=${1:?usage: bench/diag/forward.sh OUT_DIR [T...]}
 shift
@@ -16,7 +17,7 @@ ref="--b 1 --h 8 --d 64 --dtype bf16 --gated"
 for kernels in ${POWERRET_DIAG_KERNELS-sm80 wgmma}; do
   export POWERRET_FORWARD_KERNELS=$kernels
   for t in $ts; do
-    for c in 64 128 256; do
+    for c in ${POWERRET_DIAG_CHUNKS:-64 128 256}; do
       echo "$kernels p=2 t=$t chunk=$c: $("$bin" --op forward $ref --t "$t" --deg 2 --chunk $c --iters 30 --format csv | tail -1)"
     done
     echo "$kernels p=1 t=$t: $("$bin" --op forward $ref --t "$t" --deg 1 --iters 30 --format csv | tail -1)"
