@@ -51,6 +51,13 @@ for f in ${POWERRET_GPU_TESTS:-tests/test_*.py}; do
   timeout 300 python3 -X faulthandler -m pytest "$f" -q -p no:cacheprovider --tb=short -rfE >> "$out/tests.log" 2>&1
   echo "$(basename "$f") rc=$? $(tail -1 "$out/tests.log")" | tee -a "$out/summary.txt"
 done
+# The mma.sync state kernel (POWERRET_FORWARD_KERNELS=sm80 on an sm_90 GPU: kept for A/B runs) is chosen once per
+# process, so it gets its own pass of test_forward (POWERRET_GPU_TESTS_SM80=0 skips it).
+if [ "${POWERRET_GPU_TESTS_SM80:-1}" = 1 ] && [[ "${POWERRET_GPU_TESTS:-tests/test_forward.py}" == *test_forward.py* ]]; then
+  POWERRET_FORWARD_KERNELS=sm80 timeout 300 python3 -X faulthandler -m pytest tests/test_forward.py -q -p no:cacheprovider \
+    --tb=short -rfE >> "$out/tests.log" 2>&1
+  echo "test_forward.py[sm80] rc=$? $(tail -1 "$out/tests.log")" | tee -a "$out/summary.txt"
+fi
 grep -E "^(FAILED|ERROR)|Fatal Python|File \"/work" "$out/tests.log" | head -60
 [ "$mode" = tests ] && exit 0
 
