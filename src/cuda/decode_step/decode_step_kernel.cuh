@@ -19,8 +19,10 @@
 //              is kUnroll 16-byte loads per thread, issued while the step before is consumed (ping-pong):
 //              num partial += phi(q~)[r] S[r];  S[r] <- a S[r] + phi(k)[r] v
 // Reduction: row lanes of a warp by shuffles, warps through shared memory, the CTAs of the cluster through
-// distributed shared memory: each CTA publishes its partial num / den, and output o sums them in rank order
-// (deterministic; no atomics, no workspace, one launch).
+// distributed shared memory: output o belongs to CTA o % split, and each CTA pushes its partial num / den of
+// o into that owner's shared memory (one slot per peer), then one cluster barrier; the owner sums the slots
+// in rank order (deterministic; no atomics, no workspace, one launch). Nothing reads a peer after that
+// barrier, so CTAs exit without a second one (an early arrive at the start proves the peers run first).
 // GQA: kHeads <= 8 query heads share each read of the state (kVec accumulators per head and thread); a
 // group of more than 8 heads takes ceil(group / 8) passes over the CTA's rows, each reading the old state,
 // the last one writing it back (the register budget of a pass is 8 heads).
@@ -31,6 +33,7 @@
 
 #include "api/problem.hpp"
 #include "cuda/common/cluster.cuh"
+#include "cuda/common/device_info.hpp"
 #include "cuda/common/dtype.cuh"
 #include "cuda/common/gates.cuh"
 #include "cuda/common/limits.hpp"
@@ -121,8 +124,10 @@ __global__ void __launch_bounds__(kDecodeThreads, DecodeTile<kE, kHeads, kVec>::
   __shared__ float sV[kE];                           // v
   __shared__ float sW[kHeads];                       // (q~ . k)^p
   __shared__ float sDenWarp[kDecodeWarps][kHeads];   // per-warp den partials
-  __shared__ float sPartNum[kHeads][kE];             // this CTA's phi(q~)^T S_old over its rows: read by the cluster
-  __shared__ float sPartDen[kHeads];                 // this CTA's phi(q~)^T z_old: read by the cluster
+  // The outputs this CTA owns (o % split == rank): every CTA's partial phi(q~)^T S_old, pushed here by that
+  // CTA, [peer][o / split] (peer-major, ceil(heads e / split) per peer); and every CTA's phi(q~)^T z_old.
+  __shared__ float sGatherNum[kHeads * kE + kMaxClusterSize];
+  __shared__ float sGatherDen[kMaxClusterSize][kHeads];
   __shared__ __align__(16) float sWork[Tile::kWorkFloats];  // phi buffers [2][1 + kHeads][256], then row partials
 
   const int tid = static_cast<int>(threadIdx.x), warp = tid / kWarpSize, lane = tid % kWarpSize;
@@ -158,6 +163,7 @@ __global__ void __launch_bounds__(kDecodeThreads, DecodeTile<kE, kHeads, kVec>::
       mY[o] = from_float<T>(0.f);
     return;
   }
+  cluster_arrive(n_split);  // this CTA runs (its shared memory may be written by peers after the matching wait)
   const float a = is_reset(log_g) ? 0.f : expf(log_g);
   const int row0 = rank * split.rows_per_cta;
   const int rows = max(0, min(split.rows_per_cta, D - row0));       // this CTA's rows (0 for a trailing rank)
@@ -187,7 +193,7 @@ __global__ void __launch_bounds__(kDecodeThreads, DecodeTile<kE, kHeads, kVec>::
     };
     float z_next = tid < rows ? __ldcs(gZ + tid) : 0.f;  // z of this thread's row in the next phi block
     if (n_steps > 0) load_step(0, rFragA);                 // in flight while phi is prepared
-    if (pass > 0) load_q(h0, heads);                       // after the last pass's final cluster_sync
+    if (pass > 0) load_q(h0, heads);                       // after the last pass's cluster barrier
     __syncthreads();                                       // sQ, sK, sV
 
     // Phi block n: rows n 256 + tid -> phi(k), phi(q~) per head into buffer n % 2 (0 past the rows);
@@ -298,27 +304,32 @@ __global__ void __launch_bounds__(kDecodeThreads, DecodeTile<kE, kHeads, kVec>::
       }
     }
     __syncthreads();
-    for (int o = tid; o < kHeads * kE; o += kDecodeThreads) {
+    // ---- push this CTA's partials to their owners (output o: CTA o % split), then one cluster barrier; each
+    // CTA sums what it owns in rank order from its own shared memory (deterministic), and nothing reads a
+    // peer's memory after the barrier, so no second barrier keeps CTAs alive.
+    const int per = (heads * kE + n_split - 1) / n_split;  // outputs per owner (slots per peer)
+    cluster_wait(n_split);  // every peer runs (pass 0) / is done with its gather of the last pass
+    for (int o = tid; o < heads * kE; o += kDecodeThreads) {
       float num = 0.f;
 #pragma unroll
       for (int s = 0; s < Tile::kRedSlots; ++s) num += sRed[s * kHeads * kE + o];
-      (&sPartNum[0][0])[o] = num;
+      cluster_peer(&sGatherNum[0], o % n_split, n_split)[rank * per + o / n_split] = num;
     }
-    if (tid < kHeads) {
+    for (int x = tid; x < n_split * kHeads; x += kDecodeThreads) {
+      const int hd = x % kHeads;
       float den = 0.f;
 #pragma unroll
-      for (int w = 0; w < kDecodeWarps; ++w) den += sDenWarp[w][tid];
-      sPartDen[tid] = den;
+      for (int w = 0; w < kDecodeWarps; ++w) den += sDenWarp[w][hd];
+      cluster_peer(&sGatherDen[0][0], x / kHeads, n_split)[rank * kHeads + hd] = den;
     }
-
-    // ---- the cluster's sums, in rank order; rank r writes outputs r 256 + tid, (r + split) 256 + tid, ...
-    cluster_sync(n_split);  // every CTA's partials are published
-    for (int o = rank * kDecodeThreads + tid; o < heads * kE; o += n_split * kDecodeThreads) {
-      const int hd = o / kE, c = o % kE;
+    cluster_arrive(n_split);
+    cluster_wait(n_split);  // every CTA's partials are in their owners' shared memory
+    for (int j = tid; rank + j * n_split < heads * kE; j += kDecodeThreads) {
+      const int o = rank + j * n_split, hd = o / kE, c = o % kE;
       float num = 0.f, den = 0.f;
       for (int peer = 0; peer < n_split; ++peer) {
-        num += cluster_peer(&sPartNum[0][0], peer, n_split)[o];
-        den += cluster_peer(&sPartDen[0], peer, n_split)[hd];
+        num += sGatherNum[peer * per + j];
+        den += sGatherDen[peer][hd];
       }
       const float w = sW[hd];
       num = fmaf(a, num, w * sV[c]);
@@ -326,7 +337,7 @@ __global__ void __launch_bounds__(kDecodeThreads, DecodeTile<kE, kHeads, kVec>::
       const float out = problem.normalize ? (den == 0.f ? 0.f : num / den) : num;
       mY[(h0 + hd) * kE + c] = from_float<T>(out);
     }
-    cluster_sync(n_split);  // peers are done reading this CTA's partials: it may exit or overwrite them
+    if (pass + 1 < passes) cluster_arrive(n_split);  // this CTA's gather may be overwritten by the next pass
   }
 }
 
