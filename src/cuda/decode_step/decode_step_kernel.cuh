@@ -148,15 +148,21 @@ __global__ void __launch_bounds__(kDecodeThreads, DecodeTile<kE, kHeads, kVec>::
     for (int x = tid; x < heads * d; x += kDecodeThreads) sQ[x / d][x % d] = problem.scale * to_float(mQ[x]);
   };
 
-  // ---- prologue: slot, gate, k, v and the first pass's q, all independent: one memory latency
+  // ---- prologue: slot, gate, k, v and the first pass's q, all independent: one memory latency. They stay
+  // in registers until the first state loads are issued (storing them to shared memory waits for them).
   const int64_t slot = problem.slots != nullptr ? problem.slots[i] : i;
   const float log_g = problem.log_g != nullptr ? problem.log_g[pair] : 0.f;
   const float k_x = tid < d ? to_float(static_cast<const T*>(problem.k)[pair * d + tid]) : 0.f;
   const float v_x = tid < kE ? to_float(static_cast<const T*>(problem.v)[pair * kE + tid]) : 0.f;
   static_assert(kMaxHeadDim <= kDecodeThreads, "one thread per element of k and v");
-  load_q(0, static_cast<int>(std::min<int64_t>(kHeads, group)));
-  if (tid < d) sK[tid] = k_x;
-  if (tid < kE) sV[tid] = v_x;
+  constexpr int kQRegs = (kHeads * kMaxHeadDim + kDecodeThreads - 1) / kDecodeThreads;
+  const int heads0 = static_cast<int>(std::min<int64_t>(kHeads, group));  // the first pass's query heads
+  float q_x[kQRegs];  // q~ elements tid, tid + 256, .. of the first pass's heads
+#pragma unroll
+  for (int m = 0; m < kQRegs; ++m) {
+    const int x = tid + m * kDecodeThreads;
+    q_x[m] = x < heads0 * d ? problem.scale * to_float(static_cast<const T*>(problem.q)[pair * group * d + x]) : 0.f;
+  }
   if (slot < 0 || slot >= problem.num_slots) {  // skipped row, uniform over the cluster: no barrier, no DSMEM
     for (int64_t o = static_cast<int64_t>(rank) * kDecodeThreads + tid; o < group * kE;
          o += static_cast<int64_t>(n_split) * kDecodeThreads)
@@ -164,7 +170,6 @@ __global__ void __launch_bounds__(kDecodeThreads, DecodeTile<kE, kHeads, kVec>::
     return;
   }
   cluster_arrive(n_split);  // this CTA runs (its shared memory may be written by peers after the matching wait)
-  const float a = is_reset(log_g) ? 0.f : expf(log_g);
   const int row0 = rank * split.rows_per_cta;
   const int rows = max(0, min(split.rows_per_cta, D - row0));       // this CTA's rows (0 for a trailing rank)
   float* gS = problem.s + ((slot * h + hk) * D + row0) * kE;         // (rows, e), in place
@@ -193,8 +198,19 @@ __global__ void __launch_bounds__(kDecodeThreads, DecodeTile<kE, kHeads, kVec>::
     };
     float z_next = tid < rows ? __ldcs(gZ + tid) : 0.f;  // z of this thread's row in the next phi block
     if (n_steps > 0) load_step(0, rFragA);                 // in flight while phi is prepared
-    if (pass > 0) load_q(h0, heads);                       // after the last pass's cluster barrier
-    __syncthreads();                                       // sQ, sK, sV
+    if (pass == 0) {  // the prologue's values, now that the first state loads are on their way
+#pragma unroll
+      for (int m = 0; m < kQRegs; ++m) {
+        const int x = tid + m * kDecodeThreads;
+        if (x < heads0 * d) sQ[x / d][x % d] = q_x[m];
+      }
+      if (tid < d) sK[tid] = k_x;
+      if (tid < kE) sV[tid] = v_x;
+    } else {
+      load_q(h0, heads);  // after the last pass's cluster barrier
+    }
+    const float a = is_reset(log_g) ? 0.f : expf(log_g);
+    __syncthreads();  // sQ, sK, sV
 
     // Phi block n: rows n 256 + tid -> phi(k), phi(q~) per head into buffer n % 2 (0 past the rows);
     // den partials from z_old; z_new written back (last pass). Prefetches z for block n + 1.
