@@ -11,9 +11,10 @@
 // (min(c, 128) tokens) and accumulates [num | den] in mma accumulators rAcc[nt] (16 x 8 fp32), nt < e / 8,
 // and rAcc[e / 8] whose column 0 is den. Q's fragments for the d / 16 k-blocks stay in registers (rQ).
 //   inter: W and z stream through shared memory in stages of whole groups i (256 rows; deg 1: the one
-//          group; cp.async, double buffered); the A fragment of tile (i, jb) is
-//          rQ[jb] times the per-token pair q[i] (one packed multiply per register), B = W (ldmatrix.trans)
-//          and z (a column). fp16: the pair also carries 2^(scale_tile - scale_max); 2^scale_max later.
+//          group; cp.async, double buffered); per warpgroup (64 queries), the A fragment of tile (i, jb) is
+//          the Q fragment of k-block jb times the per-token pair q[i] (one packed multiply per register),
+//          from registers; one wgmma against the tile's W rows (B, 128-byte swizzled) and one against its z
+//          tile. fp16: the pair also carries 2^(scale_tile - scale_max); 2^scale_max later.
 //   after a reset in chunk n - 1: no inter term; chunk n - 1's keys from its last reset on are taken like
 //          intra keys (negative positions j - c), with weight decay(enter -> i) decay(j -> end of chunk n - 1)
 //          (W of such a state holds a few tokens, and phi(q)^T W cancels: bench/diag/emulate_forward.py).
@@ -82,6 +83,16 @@ struct OutputMmaShared {
   float factor[kScaleTiles];  // fp16: 2^(scale_tile - scale_max)
   int scale_max;
 };
+
+// f(std::integral_constant<int, v>{}) for the runtime value v < kN: one call, compiled for each value
+template <int kN, typename F, int... kV>
+__device__ __forceinline__ void with_constant(int v, F& f, std::integer_sequence<int, kV...>) {
+  ((v == kV ? (f(std::integral_constant<int, kV>{}), 0) : 0), ...);
+}
+template <int kN, typename F>
+__device__ __forceinline__ void with_constant(int v, F& f) {
+  with_constant<kN>(v, f, std::make_integer_sequence<int, kN>{});
+}
 
 // x ** deg for deg 1, 2
 template <int kDeg>
@@ -250,8 +261,9 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
     for (int m = 0; m < 4; ++m) rAcc[nt][m] = 0.f;
 
   // ---- inter-chunk: Xq^T W_enter and Xq^T z_enter (sm_90a warpgroup MMAs; warpgroup w: queries 64 w ..) ----
-  constexpr int kASets = 1;  // two sets (one group's MMAs beside the next A) exceed 128 registers: ptxas serialises (C7512)
-  uint32_t a_sets[kASets][kKb][4];
+  // One set of A fragments: a second (one group's MMAs beside the next group's A) exceeds 128 registers,
+  // and ptxas serialises the wgmmas (C7512).
+  uint32_t as[kKb][4];
   if (inter) {
     int first_tile = 0;
     for (int ig0 = 0; ig0 < Rows::kGroups; ig0 += kStageGroups) {
@@ -265,7 +277,6 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
       if (wg_has_rows) {
         // Per group i of the stage: the warp's A fragments of its tiles (Q's times the q[i] pair), one
         // wgmma m64 x e x k16 against the tile's 16 rows of W and one m64 x 8 x k16 against its z tile.
-        // Two register sets (d = 128: one) let one group's MMAs run while the next group's A is formed.
         const uint64_t desc_w = wg::mn_desc<T, kE>(sm.inter.w[buf]);
         const uint64_t desc_z = wg::k8_desc<T>(&sm.inter.z[buf][0][0]);
         float(&acc_num)[kE / 2] = *reinterpret_cast<float(*)[kE / 2]>(&rAcc[0][0]);
@@ -276,8 +287,7 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
           constexpr int kTiles = kKb - kJb0;  // tiles per group
 #pragma unroll
           for (int ii = 0; ii < kStageGroups; ++ii) {
-            uint32_t(&as)[kKb][4] = a_sets[ii % kASets];
-            wg::wait<kASets - 1>();  // the MMAs that read `as` (kASets groups ago) are done
+            wg::wait<0>();  // the last group's MMAs, which read `as`, are done
 #pragma unroll
             for (int jb = kJb0; jb < kKb; ++jb)
 #pragma unroll
@@ -311,10 +321,7 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
             wg::commit();
           }
         };
-        [&]<int... J>(std::integer_sequence<int, J...>) {
-          const int jb0 = Rows::first_block(ig0);
-          ((jb0 == J ? (groups(std::integral_constant<int, J>{}), 0) : 0), ...);
-        }(std::make_integer_sequence<int, kKb>{});
+        with_constant<kKb>(Rows::first_block(ig0), groups);
         wg::wait<0>();  // buffer `buf` is read, the accumulators complete
 #pragma unroll
         for (int nt = 0; nt <= kNt; ++nt)

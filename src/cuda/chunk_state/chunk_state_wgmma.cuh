@@ -388,12 +388,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 #pragma unroll
       for (int mt = 0; mt < kMt; ++mt) {
         if constexpr ((kDiag & kDiagNoA) != 0) continue;
-        ldmatrix_x4_trans(as[mt], &sm.k[st][k0 + (lane & 7) + ((lane >> 4) << 3)][jb[mt] * kMmaTile + (((lane >> 3) & 1) << 3)]);
-        if constexpr (kDeg == 2) {
-          auto bits = [&](int tok) { return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&sm.k[st][tok][i_row[mt]])); };
-          r.k_lo[mt] = bits(k0 + 2 * tq) | (bits(k0 + 2 * tq + 1) << 16);
-          r.k_hi[mt] = bits(k0 + 8 + 2 * tq) | (bits(k0 + 9 + 2 * tq) << 16);
-        }
+        Rows::a_load(as[mt], r.k_lo[mt], r.k_hi[mt], sm.k[st], k0, i_row[mt], jb[mt], lane);
       }
     };
     Raw raw[2];
@@ -406,15 +401,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 #pragma unroll
       for (int mt = 0; mt < kMt; ++mt) {
         if constexpr ((kDiag & kDiagNoA) != 0) continue;
-        uint32_t s_lo = r.gm_lo, s_hi = r.gm_hi;
-        if constexpr (kDeg == 2) {  // (k_tok[i], k_tok+1[i]) times the gamma pair
-          s_lo = mul2<T>(r.k_lo[mt], r.gm_lo);
-          s_hi = mul2<T>(r.k_hi[mt], r.gm_hi);
-        }
-        as[mt][0] = mul2<T>(as[mt][0], s_lo);
-        as[mt][1] = mul2<T>(as[mt][1], s_lo);
-        as[mt][2] = mul2<T>(as[mt][2], s_hi);
-        as[mt][3] = mul2<T>(as[mt][3], s_hi);
+        Rows::template a_scale<T>(as[mt], r.k_lo[mt], r.k_hi[mt], r.gm_lo, r.gm_hi);
 #pragma unroll
         for (int x = 0; x < 4; ++x) wg::keep(as[mt][x]);  // formed before the fence
       }

@@ -25,9 +25,9 @@ __device__ __forceinline__ void wait_primary() {
 #endif
 }
 
-// Called by one thread after a barrier that follows the block's writes. A release reduction, not
-// __threadfence() + atomicAdd: the sequentially consistent fence that __threadfence() is waited for the
-// signalling thread's outstanding memory operations at every chunk.
+// Called by one thread after a barrier that follows the block's writes. A release reduction rather than
+// __threadfence() + atomicAdd: __threadfence() is a sequentially consistent fence, and the signalling
+// thread waited in it for its outstanding memory operations at every chunk.
 __device__ __forceinline__ void signal_ready(int32_t* counter) {
   asm volatile("red.release.gpu.global.add.s32 [%0], 1;\n" ::"l"(counter) : "memory");
 }

@@ -96,24 +96,42 @@ struct PaddedRows {
   __device__ static float phi_weight(int i, int j) { return kDeg == 1 || i == j ? 1.f : 1.41421356237309515f; }
 
   // The state kernels' A fragment of m-tile (i, jb) for the 16 tokens k0 .. k0 + 15 of a staged K tile
-  // sK[tok][kk]: A[r][tok] = k_tok[16 jb + r] * gamma_tok k_tok[i] (deg 1: gamma_tok), by ldmatrix.trans and
-  // one packed multiply per register; gm_lo / gm_hi: the lane's gamma pairs (tokens k0 + 2 tq, + 1 and
-  // k0 + 8 + 2 tq, + 1) as T pairs.
-  template <typename T, int kLd>
-  __device__ static void a_fragment(uint32_t (&a)[4], const T (*sK)[kLd], int k0, int i, int jb, int lane,
-                                    uint32_t gm_lo, uint32_t gm_hi) {
+  // sK[tok][kk]: A[r][tok] = k_tok[16 jb + r] * gamma_tok k_tok[i] (deg 1: gamma_tok), in two halves so a
+  // kernel can issue one step's shared-memory loads ahead of the previous step's products:
+  //   a_load    ldmatrix.trans of sK into a; deg 2: k_lo / k_hi = the lane's (k_tok[i], k_tok+1[i]) T pairs
+  //             (tokens k0 + 2 tq, + 1 and k0 + 8 + 2 tq, + 1)
+  //   a_scale   a *= gamma pairs (gm_lo / gm_hi, the same tokens) times those k pairs: one packed multiply
+  //             per register
+  //   a_fragment  both
+  template <int kLd, typename T>
+  __device__ static void a_load(uint32_t (&a)[4], uint32_t& k_lo, uint32_t& k_hi, const T (*sK)[kLd], int k0, int i,
+                                int jb, int lane) {
     const int tq = lane % 4;
     ldmatrix_x4_trans(a, &sK[k0 + (lane & 7) + ((lane >> 4) << 3)][jb * kMmaTile + (((lane >> 3) & 1) << 3)]);
-    uint32_t s_lo = gm_lo, s_hi = gm_hi;
-    if constexpr (kDeg == 2) {  // (k_tok[i], k_tok+1[i]) as a T pair, times the gamma pair
+    if constexpr (kDeg == 2) {
       auto bits = [&](int tok) { return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&sK[tok][i])); };
-      s_lo = mul2<T>(bits(k0 + 2 * tq) | (bits(k0 + 2 * tq + 1) << 16), gm_lo);
-      s_hi = mul2<T>(bits(k0 + 8 + 2 * tq) | (bits(k0 + 9 + 2 * tq) << 16), gm_hi);
+      k_lo = bits(k0 + 2 * tq) | (bits(k0 + 2 * tq + 1) << 16);
+      k_hi = bits(k0 + 8 + 2 * tq) | (bits(k0 + 9 + 2 * tq) << 16);
+    }
+  }
+  template <typename T>
+  __device__ static void a_scale(uint32_t (&a)[4], uint32_t k_lo, uint32_t k_hi, uint32_t gm_lo, uint32_t gm_hi) {
+    uint32_t s_lo = gm_lo, s_hi = gm_hi;
+    if constexpr (kDeg == 2) {
+      s_lo = mul2<T>(k_lo, gm_lo);
+      s_hi = mul2<T>(k_hi, gm_hi);
     }
     a[0] = mul2<T>(a[0], s_lo);
     a[1] = mul2<T>(a[1], s_lo);
     a[2] = mul2<T>(a[2], s_hi);
     a[3] = mul2<T>(a[3], s_hi);
+  }
+  template <typename T, int kLd>
+  __device__ static void a_fragment(uint32_t (&a)[4], const T (*sK)[kLd], int k0, int i, int jb, int lane,
+                                    uint32_t gm_lo, uint32_t gm_hi) {
+    uint32_t k_lo = 0, k_hi = 0;
+    a_load(a, k_lo, k_hi, sK, k0, i, jb, lane);
+    a_scale<T>(a, k_lo, k_hi, gm_lo, gm_hi);
   }
 
   // The final state from one m-tile (i, jb) of accumulator fragments (the m16n8 order of cuda/common/mma.cuh:

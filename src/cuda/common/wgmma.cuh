@@ -9,7 +9,7 @@
 //   keep(x)                              an empty asm that reads and rewrites x: after wait<n>, it keeps a
 //                                        register that an in-flight wgmma reads or writes from being moved
 //                                        or reused before that point (cute::warpgroup_fence_operand)
-//   sw_offset<kRowBytes>(n, k)           byte offset of element (n, k) of a 16-bit B tile stored N-major
+//   sw_offset<kN>(n, k)                  byte offset of element (n, k) of a 16-bit B tile stored N-major
 //                                        ("MN-major") with the 128-byte (N >= 64) or 64-byte (N = 32) swizzle,
 //                                        atoms tiled N first: CuTe's tile_to_shape(Layout_MN_SW{128,64}_Atom)
 // Register layouts (checked on the H100 by bench/diag/wgmma_check.cu, 2026-11-24): warp w of the

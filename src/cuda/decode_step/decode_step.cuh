@@ -22,11 +22,6 @@ namespace powerret::cuda {
 
 inline constexpr int kDecodeMinRowsPerCta = 32;  // a state is split only while each CTA keeps >= 32 rows
 
-// CTAs per (row, kv head): the smallest power of two with pairs * split >= SMs, so that every SM streams
-// (b h = 8 on an H100's 132 SMs: 16, i.e. 128 CTAs of 130 rows each at D = 2080; b h >= 132: 1), at most
-// 16 (8 where the device cannot co-schedule a 16-CTA cluster of the kernel), keeping >= 32 rows per CTA.
-// `cluster_limit()` is only asked when a split beyond the portable 8 is wanted. Not yet measured: the
-// rule comes from the arithmetic of docs/DESIGN.md ("Decode step"), to be checked against bench/RESULTS.md.
 // POWERRET_DECODE_MAX_SPLIT (read once; 1, 2, 4, 8 or 16) caps the split, for measurements
 // (bench/diag/decode.sh); unset or anything else: no cap.
 inline int decode_max_split() {
@@ -38,6 +33,11 @@ inline int decode_max_split() {
   return cap;
 }
 
+// CTAs per (row, kv head): the smallest power of two with pairs * split >= SMs, so that every SM streams
+// (b h = 8 on an H100's 132 SMs: 16, i.e. 128 CTAs of 130 rows each at D = 2080; b h >= 132: 1), at most
+// 16 (8 where the device cannot co-schedule a 16-CTA cluster of the kernel), keeping >= 32 rows per CTA.
+// `cluster_limit()` is only asked when a split beyond the portable 8 is wanted. Measured at b = 1 (H100,
+// bench/RESULTS.md, session 4): 16 is the fastest split, 8 within 0.3-0.8 us, 1 about 2.5x slower.
 template <class ClusterLimitFn>
 DecodeSplit decode_split(int64_t pairs, int64_t D, int sms, ClusterLimitFn&& cluster_limit) {
   const int max_split = decode_max_split();
