@@ -5,7 +5,8 @@
 # (POWERRET_FORWARD_KERNELS: sm80 = the mma.sync kernels, wgmma = the default on sm_90a), then ncu
 # (speed of light, occupancy) of each forward kernel at t = 65536; writes OUT_DIR/forward.tar.gz and
 # prints the summaries. POWERRET_DIAG_KERNELS="" skips the sweep, POWERRET_DIAG_NCU=0 ncu,
-# POWERRET_DIAG_SASS=0 the per-line profile of the state kernel (POWERRET_DIAG_SASS_DEGS: "2" by default);
+# POWERRET_DIAG_SASS=0 the per-line profile of the state kernel (POWERRET_DIAG_SASS_DEGS: "2" by default;
+# POWERRET_DIAG_SASS_KERNEL=chunk_output profiles the output kernel instead);
 # POWERRET_DIAG_CHUNKS: the chunk sizes of the sweep ("64 128 256" by default).
 set -uo pipefail
 top=${1:?usage: bench/diag/forward.sh OUT_DIR [T...]}
@@ -32,14 +33,15 @@ for p in $([ "${POWERRET_DIAG_NCU:-1}" = 1 ] && echo 2 1); do
 done
 # Per-instruction stall samples of the state kernel: the 40 hottest SASS lines per degree
 [ "${POWERRET_DIAG_SASS:-1}" = 1 ] || exit 0
+kern=${POWERRET_DIAG_SASS_KERNEL:-chunk_state}
 for p in ${POWERRET_DIAG_SASS_DEGS:-2}; do
-  echo "== state kernel, p=$p"
-  timeout 120 ncu --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio' -k regex:chunk_state -c 1 \
+  echo "== $kern kernel, p=$p"
+  timeout 120 ncu --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio' -k regex:$kern -c 1 \
     "$bin" --op forward $ref --t 65536 --deg $p --iters 1 --warmup 0 2>&1 | grep -E "stalled" | sort -k3 -n -r | head -12
-  timeout 200 ncu --section SourceCounters --section WarpStateStats -k regex:chunk_state -c 1 -f -o /tmp/state \
+  timeout 200 ncu --section SourceCounters --section WarpStateStats -k regex:$kern -c 1 -f -o /tmp/$kern \
     "$bin" --op forward $ref --t 65536 --deg $p --iters 1 --warmup 0 > /dev/null 2>&1
-  ncu --import /tmp/state.ncu-rep --page source --print-source sass --csv > "$out/state-sass-p$p.csv" 2>&1
-  python3 - "$out/state-sass-p$p.csv" <<'PY'
+  ncu --import /tmp/$kern.ncu-rep --page source --print-source sass --csv > "$out/$kern-sass-p$p.csv" 2>&1
+  python3 - "$out/$kern-sass-p$p.csv" <<'PY'
 import csv, sys
 rows = list(csv.reader(open(sys.argv[1])))
 head = next(i for i, r in enumerate(rows) if any("Source" in c for c in r))

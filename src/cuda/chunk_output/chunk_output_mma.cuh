@@ -10,11 +10,15 @@
 // Grid (b hq n_chunks ceil(c / 128)), 8 warps; warp w owns query tokens 16 w .. 16 w + 15 of the tile
 // (min(c, 128) tokens) and accumulates [num | den] in mma accumulators rAcc[nt] (16 x 8 fp32), nt < e / 8,
 // and rAcc[e / 8] whose column 0 is den. Q's fragments for the d / 16 k-blocks stay in registers (rQ).
-//   inter: W and z stream through shared memory in stages of whole groups i (256 rows; deg 1: the one
-//          group; cp.async, double buffered); per warpgroup (64 queries), the A fragment of tile (i, jb) is
-//          the Q fragment of k-block jb times the per-token pair q[i] (one packed multiply per register),
-//          from registers; one wgmma against the tile's W rows (B, 128-byte swizzled) and one against its z
-//          tile. fp16: the pair also carries 2^(scale_tile - scale_max); 2^scale_max later.
+//   inter: W and z stream through shared memory in stages of whole groups i (at most 128 rows; deg 1: the
+//          one group), each one bulk copy of W and one of z (the workspace holds W in the wgmma B layout),
+//          kOutputMmaWStages buffers, completion on an mbarrier; a buffer is refilled by whichever warpgroup
+//          finishes with it second. Per stage and warpgroup (64 queries): each warp forms the A tiles
+//          (i, jb) of its 16 queries, the Q fragment of k-block jb times the per-token pair q[i] (one packed
+//          multiply per register), and stores them to shared memory (stmatrix, K-major); one proxy fence and
+//          warpgroup barrier; then per tile one wgmma against its W rows (B, 128-byte swizzled) and one
+//          against its z (den), A and B from shared memory (d = 128: two stages in flight, A double
+//          buffered). fp16: the pair also carries 2^(scale_tile - scale_max); 2^scale_max later.
 //   after a reset in chunk n - 1: no inter term; chunk n - 1's keys from its last reset on are taken like
 //          intra keys (negative positions j - c), with weight decay(enter -> i) decay(j -> end of chunk n - 1)
 //          (W of such a state holds a few tokens, and phi(q)^T W cancels: bench/diag/emulate_forward.py).
@@ -34,6 +38,7 @@
 #include <utility>
 
 #include "cuda/chunk_output/chunk_output_mma.hpp"
+#include "cuda/common/async_copy.cuh"
 #include "cuda/common/check.hpp"
 #include "cuda/common/device_info.hpp"
 #include "cuda/common/dtype.cuh"
@@ -50,12 +55,20 @@ inline constexpr int kOutputMmaWarps = 8;
 inline constexpr int kOutputMmaThreads = kOutputMmaWarps * kWarpSize;
 inline constexpr int kOutputMmaQueries = kOutputMmaWarps * kMmaTile;  // 128 query tokens per block (min(c, 128))
 inline constexpr int kOutputMmaKeys = 64;                             // keys staged at once
-inline constexpr int kOutputMmaStageRows = 256;                       // rows of W staged at once (at most)
+inline constexpr int kOutputMmaStageRows = 128;                       // rows of W staged at once (at most)
+inline constexpr int kOutputMmaWStages = 3;                           // W stages in shared memory
 
 // Groups of W (values of i; deg 1: the one group) staged together: their rows (<= d each) fill a stage,
 // and at deg 2 they share first_block (16 / kStageGroups is whole).
 template <int kD, int kDeg>
 inline constexpr int kOutputMmaStageGroups = kDeg == 2 ? kOutputMmaStageRows / kD : 1;
+// The inter MMAs take A from shared memory, written per *step* (one stmatrix per tile, then one proxy fence
+// and warpgroup barrier, then the step's wgmmas and one commit): a step is a whole stage (at most 8 tiles),
+// with kOutputMmaASets A buffers per warpgroup, the last kOutputMmaASets - 1 steps' MMAs left in flight.
+// (A from registers needs two sets beside the accumulators to keep MMAs in flight: over 128 registers at
+// d = 64, and ptxas then serialises the wgmmas.) d = 128: a stage is one group of up to 8 tiles, two sets.
+template <int kD, int kDeg>
+inline constexpr int kOutputMmaASets = kOutputMmaStageGroups<kD, kDeg> == 1 && kDeg == 2 ? 2 : 1;
 
 template <typename T, int kD, int kE, int kDeg>
 struct OutputMmaShared {
@@ -63,12 +76,19 @@ struct OutputMmaShared {
   static constexpr int kLdW = kE + 8;
   static constexpr int kScaleTiles = PaddedRows<kD, kDeg>::kRowTiles;
   static constexpr int kWBytes = kOutputMmaStageRows * kE * 2;
+  // The den B of a 16-row slice is read from the slice's 32 bytes of z with k halves 16 bytes apart: its
+  // column n (unused for n > 0) reaches 8 n z values further, up to 112 bytes past the stage's last slice.
+  static constexpr int kZBytes = kOutputMmaStageRows * 2 + 128;
+  static constexpr int kATileBytes = 64 * kMmaTile * 2;  // one warpgroup's A of one tile: 64 queries x 16
   union {
     struct {
       // [buf] the stage's rows as wgmma's B: (e, row) N-major with the 128-byte (e = 32: 64-byte) swizzle
-      alignas(1024) unsigned char w[2][kWBytes];
-      // [buf][16-row slice] an 8 x 16 K-major B whose row n = 0 holds the slice's z, rows 1..7 zero
-      alignas(16) T z[2][kOutputMmaStageRows / kMmaTile][8 * 16];
+      alignas(1024) unsigned char w[kOutputMmaWStages][kWBytes];
+      // [warpgroup][set][tile of the step] A: K-major 8 x 8 core matrices, (row block m, k half) at
+      // 256 m + 128 k bytes
+      alignas(128) unsigned char a[2][kOutputMmaASets<kD, kDeg>][kOutputMmaStageRows / kMmaTile][kATileBytes];
+      // [buf] the stage's z (row order), then zeros
+      alignas(16) unsigned char z[kOutputMmaWStages][kZBytes];
     } inter;
     struct {
       T k[kOutputMmaKeys][kLdQ];  // [j][kk]
@@ -82,6 +102,8 @@ struct OutputMmaShared {
   int rp[kMaxChunk];
   float factor[kScaleTiles];  // fp16: 2^(scale_tile - scale_max)
   int scale_max;
+  uint64_t full[kOutputMmaWStages];     // stage buffer buf has landed (one phase per use)
+  uint32_t drained[kOutputMmaWStages];  // warpgroups done with buffer buf (2 per use)
 };
 
 // f(std::integral_constant<int, v>{}) for the runtime value v < kN: one call, compiled for each value
@@ -173,8 +195,6 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
   if (i0 >= len) return;   // the whole block is past t
   const int rows_here = min(nq, len - i0);
   const bool has_rows = warp * kMmaTile < rows_here;  // warp-uniform: this warp owns a valid query
-  // warpgroup-uniform: its 64 queries include a valid one (its warps without one multiply zero rows of Q)
-  const bool wg_has_rows = (warp / 4) * 4 * kMmaTile < rows_here;
 
   const T* mQ = static_cast<const T*>(problem.q);  // [b, t, hq, d]
   const T* mK = static_cast<const T*>(problem.k);  // [b, t, h, d]
@@ -183,6 +203,20 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
   const int64_t slot = bh * n_chunks + n;
 
   // ---- stage Q (zeros past t), scan the gates, the fp16 tile factors ----------------------------------
+  {  // the z buffers' tails stay zero (the den operand reads past each stage's z); before any cp.async is in
+     // flight, since the proxy fence would wait for it too
+    auto* zero = reinterpret_cast<uint4*>(&sm.inter.z[0][0]);
+    constexpr int kZVecs = static_cast<int>(sizeof(sm.inter.z) / sizeof(uint4));
+    for (int x = threadIdx.x; x < kZVecs; x += kOutputMmaThreads) zero[x] = make_uint4(0u, 0u, 0u, 0u);
+    wg::fence_proxy_async();  // before the bulk copies into these buffers (ordered by the barrier below)
+    if (threadIdx.x == 0) {
+      for (int s = 0; s < kOutputMmaWStages; ++s) {
+        mbar_init(&sm.full[s], 1);
+        sm.drained[s] = 0;
+      }
+      fence_mbarrier_init();
+    }
+  }
   for (int idx = threadIdx.x; idx < nq * (kD / 8); idx += kOutputMmaThreads) {
     const int row = idx / (kD / 8), piece = idx % (kD / 8);
     const bool valid = row < rows_here;
@@ -218,39 +252,38 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
     }
   }
 
-  // stage ig0 / kStageGroups of W / z: the rows of groups ig0 .. ig0 + kStageGroups - 1, from tile
-  // first_tile on (contiguous: tiles are ordered by group), into buffer buf
+  // Stage s of W / z: the rows of groups s kStageGroups .. (s + 1) kStageGroups - 1 (contiguous: tiles are
+  // ordered by group, and the workspace holds them in the B layout), one bulk copy each into buffer
+  // s % kOutputMmaWStages. Issued by thread 0 or 128 only (each ran fence_proxy_async_global below).
   constexpr int kStageGroups = kOutputMmaStageGroups<kD, kDeg>;
-  auto load_stage = [&](int ig0, int first_tile, int buf) {
+  constexpr int kStages = (Rows::kGroups + kStageGroups - 1) / kStageGroups;
+  auto issue_stage = [&](int stage) {
+    const int ig0 = stage * kStageGroups, buf = stage % kOutputMmaWStages;
+    const int first_tile = Rows::group_first_tile(ig0);
     const int rows = kStageGroups * Rows::group_tiles(ig0) * kMmaTile;
     const T* gW = static_cast<const T*>(workspace.states) + (slot * Rows::kRows + first_tile * kMmaTile) * kE;
     const T* gZ = static_cast<const T*>(workspace.zs) + slot * Rows::kRows + first_tile * kMmaTile;
-    for (int idx = threadIdx.x; idx < rows * (kE / 8); idx += kOutputMmaThreads) {
-      const int row = idx / (kE / 8), piece = idx % (kE / 8);
-      // row % 16 is the head's padded row's (first_tile * 16 + row) % 16: undo entering_piece
-      cp_async_16(sm.inter.w[buf] + wg::sw_offset<kE>(piece * 8, row), gW + row * kE + entering_piece<kE>(row, piece) * 8,
-                  true);
-    }
-    for (int idx = threadIdx.x; idx < rows / 8; idx += kOutputMmaThreads)  // z of rows 8 idx ..: k 0-7 / 8-15
-      cp_async_16(&sm.inter.z[buf][idx / 2][(idx % 2) * 64], gZ + idx * 8, true);
+    const uint32_t w_bytes = static_cast<uint32_t>(rows * kE * 2), z_bytes = static_cast<uint32_t>(rows * 2);
+    mbar_expect_and_load(&sm.full[buf], w_bytes + z_bytes);
+    bulk_load(sm.inter.w[buf], gW, w_bytes, &sm.full[buf]);
+    bulk_load(sm.inter.z[buf], gZ, z_bytes, &sm.full[buf]);
   };
-  if (inter) {  // rows 1..7 of every z tile are zero (the intra keys reuse this memory: once per block)
-    auto* zero = reinterpret_cast<uint4*>(&sm.inter.z[0][0][0]);
-    constexpr int kZVecs = static_cast<int>(sizeof(sm.inter.z) / sizeof(uint4));
-    for (int x = threadIdx.x; x < kZVecs; x += kOutputMmaThreads) zero[x] = make_uint4(0u, 0u, 0u, 0u);
-    wg::fence_proxy_async();  // st.shared before wgmma reads it
-    __syncthreads();  // ... and before the cp.async of row 0 lands on it
-    load_stage(0, 0, 0);
+  if (inter && threadIdx.x % (4 * kWarpSize) == 0) {
+    // The state kernel's W (acquired above, generic proxy) before the bulk copies' reads (async proxy)
+    fence_proxy_async_global();
+    if (threadIdx.x == 0)
+      for (int stage = 0; stage < std::min(kStages, kOutputMmaWStages); ++stage) issue_stage(stage);
   }
-  cp_async_commit();
-  cp_async_wait<1>();
+  cp_async_wait<0>();
   __syncthreads();  // Q, the gates and the factors are visible
 
-  // A fragment of this warp's 16 queries, k-block kb (the inter part re-reads it per tile; the intra part
-  // holds all of them in rQ, loaded after the inter part, so they are not live during it)
+  // A fragment of this warp's 16 queries, k-block kb: rQ holds all of them (inter and intra parts)
   auto load_q = [&](uint32_t(&frag)[4], int kb) {
     ldmatrix_x4(frag, &sm.q[warp * kMmaTile + (lane & 7) + (((lane >> 3) & 1) << 3)][kb * kMmaTile + ((lane >> 4) << 3)]);
   };
+  uint32_t rQ[kKb][4];
+#pragma unroll
+  for (int kb = 0; kb < kKb; ++kb) load_q(rQ[kb], kb);
   const int q_lo = warp * kMmaTile + g, q_hi = q_lo + 8;  // this lane's query rows in the tile
   const int pos_lo = i0 + min(q_lo, rows_here - 1), pos_hi = i0 + min(q_hi, rows_here - 1);  // clamped chunk positions
 
@@ -260,77 +293,87 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
 #pragma unroll
     for (int m = 0; m < 4; ++m) rAcc[nt][m] = 0.f;
 
-  // ---- inter-chunk: Xq^T W_enter and Xq^T z_enter (sm_90a warpgroup MMAs; warpgroup w: queries 64 w ..) ----
-  // One set of A fragments: a second (one group's MMAs beside the next group's A) exceeds 128 registers,
-  // and ptxas serialises the wgmmas (C7512).
-  uint32_t as[kKb][4];
+  // ---- inter-chunk: Xq^T W_enter and Xq^T z_enter (sm_90a warpgroup MMAs; warpgroup wg: queries 64 wg ..) ---
+  // Both warpgroups take part even without valid queries (Q is zero there): each stage buffer is refilled
+  // once both are done with it.
   if (inter) {
-    int first_tile = 0;
-    for (int ig0 = 0; ig0 < Rows::kGroups; ig0 += kStageGroups) {
-      const int buf = (ig0 / kStageGroups) & 1;
-      const int tiles = Rows::group_tiles(ig0);  // per group, the same for the stage's groups
-      const int next_first = first_tile + kStageGroups * tiles;
-      if (ig0 + kStageGroups < Rows::kGroups) load_stage(ig0 + kStageGroups, next_first, buf ^ 1);
-      cp_async_commit();
-      cp_async_wait<1>();
-      __syncthreads();
-      if (wg_has_rows) {
-        // Per group i of the stage: the warp's A fragments of its tiles (Q's times the q[i] pair), one
-        // wgmma m64 x e x k16 against the tile's 16 rows of W and one m64 x 8 x k16 against its z tile.
-        const uint64_t desc_w = wg::mn_desc<T, kE>(sm.inter.w[buf]);
-        const uint64_t desc_z = wg::k8_desc<T>(&sm.inter.z[buf][0][0]);
-        float(&acc_num)[kE / 2] = *reinterpret_cast<float(*)[kE / 2]>(&rAcc[0][0]);
-        // The stage's groups share jb0 = first_block(ig0): dispatched to a compile-time value, so no wgmma
-        // sits behind a per-tile branch (ptxas would inject fences and serialise them).
-        auto groups = [&](auto jb0_c) {
-          constexpr int kJb0 = decltype(jb0_c)::value;
-          constexpr int kTiles = kKb - kJb0;  // tiles per group
+    const int wg = warp / 4;
+    constexpr int kSets = kOutputMmaASets<kD, kDeg>;
+    float(&acc_num)[kE / 2] = *reinterpret_cast<float(*)[kE / 2]>(&rAcc[0][0]);
+    // stmatrix: lane l addresses row l % 8 of matrix l / 8 = (row block 2 (warp % 4) + l / 8 % 2, k half l / 16)
+    const uint32_t a_lane = (2 * (warp % 4) + ((lane >> 3) & 1)) * 256 + (lane >> 4) * 128 + (lane & 7) * 16;
 #pragma unroll
-          for (int ii = 0; ii < kStageGroups; ++ii) {
-            wg::wait<0>();  // the last group's MMAs, which read `as`, are done
+    for (int nt = 0; nt <= kNt; ++nt)
 #pragma unroll
-            for (int jb = kJb0; jb < kKb; ++jb)
+      for (int m = 0; m < 4; ++m) wg::keep(rAcc[nt][m]);
+    for (int stage = 0; stage < kStages; ++stage) {
+      const int ig0 = stage * kStageGroups, buf = stage % kOutputMmaWStages;
+      unsigned char* a_set = sm.inter.a[wg][stage % kSets][0];
+      mbar_wait(&sm.full[buf], (stage / kOutputMmaWStages) & 1);
+      // The stage's A tiles (group ig, block jb: Q's fragment jb times the q[ig] pairs, one packed multiply per
+      // register) to shared memory, then per tile one wgmma m64 x e x k16 against its 16 rows of W and one
+      // m64 x 8 x k16 against its z. The stage's groups share their first block, dispatched to a compile-time
+      // value, so no wgmma sits behind a per-tile branch.
+      auto step = [&](auto jb0_c) {
+        constexpr int kJb0 = decltype(jb0_c)::value;
+        constexpr int kTiles = kKb - kJb0;  // tiles per group
 #pragma unroll
-              for (int x = 0; x < 4; ++x) wg::keep(as[jb][x]);
-            const int ig = ig0 + ii;
-            const float x_lo = kDeg == 2 ? to_float(sm.q[q_lo][ig]) : 1.f;  // q_i[i'] of the two rows
-            const float x_hi = kDeg == 2 ? to_float(sm.q[q_hi][ig]) : 1.f;
-            uint32_t pair_lo = splat2<T>(x_lo), pair_hi = splat2<T>(x_hi);
+        for (int u = 0; u < kStageGroups; ++u) {
+          const int ig = ig0 + u;
+          const float x_lo = kDeg == 2 ? to_float(sm.q[q_lo][ig]) : 1.f;  // q_i[i'] of the two rows
+          const float x_hi = kDeg == 2 ? to_float(sm.q[q_hi][ig]) : 1.f;
+          uint32_t pair_lo = splat2<T>(x_lo), pair_hi = splat2<T>(x_hi);
 #pragma unroll
-            for (int jb = kJb0; jb < kKb; ++jb) {
-              if constexpr (kScaled) {
-                const float f = sm.factor[(first_tile + ii * kTiles + jb - kJb0) * kMmaTile / kMmaScaleRows];
-                pair_lo = splat2<T>(x_lo * f);
-                pair_hi = splat2<T>(x_hi * f);
-              }
-              load_q(as[jb], jb);
-              as[jb][0] = mul2<T>(as[jb][0], pair_lo);
-              as[jb][1] = mul2<T>(as[jb][1], pair_hi);
-              as[jb][2] = mul2<T>(as[jb][2], pair_lo);
-              as[jb][3] = mul2<T>(as[jb][3], pair_hi);
-#pragma unroll
-              for (int x = 0; x < 4; ++x) wg::keep(as[jb][x]);  // formed before the fence, not moved past it
+          for (int jb = kJb0; jb < kKb; ++jb) {
+            if constexpr (kScaled) {
+              const float f = sm.factor[(Rows::group_first_tile(ig) + jb - kJb0) * kMmaTile / kMmaScaleRows];
+              pair_lo = splat2<T>(x_lo * f);
+              pair_hi = splat2<T>(x_hi * f);
             }
-            wg::fence();
+            uint32_t a[4];
+            if constexpr (kDeg == 2 || kScaled) {
+              a[0] = mul2<T>(rQ[jb][0], pair_lo);
+              a[1] = mul2<T>(rQ[jb][1], pair_hi);
+              a[2] = mul2<T>(rQ[jb][2], pair_lo);
+              a[3] = mul2<T>(rQ[jb][3], pair_hi);
+            } else {  // deg 1, bf16: the pair is (1, 1)
 #pragma unroll
-            for (int jb = kJb0; jb < kKb; ++jb) {
-              const int slice = ii * kTiles + jb - kJb0;  // the tile's 16-row slice of the stage
-              wg::mma_rs<T, kE, wg::GMMA::Major::MN>(acc_num, as[jb], desc_w + static_cast<uint64_t>(slice * (kMmaTile * kE * 2 / 16)));
-              wg::mma_rs<T, 8, wg::GMMA::Major::K>(rAcc[kNt], as[jb], desc_z + static_cast<uint64_t>(slice * (8 * 16 * 2 / 16)));
+              for (int x = 0; x < 4; ++x) a[x] = rQ[jb][x];
             }
-            wg::commit();
+            stmatrix_x4(a_set + (u * kTiles + jb - kJb0) * Shared::kATileBytes + a_lane, a);
           }
-        };
-        with_constant<kKb>(Rows::first_block(ig0), groups);
-        wg::wait<0>();  // buffer `buf` is read, the accumulators complete
+        }
+        wg::fence_proxy_async();  // the A tiles before wgmma reads them; no copy of this thread is in flight
+        if (wg == 0)  // constant barrier ids (a register id makes ptxas reserve all 16)
+          bar_sync(1, 4 * kWarpSize);
+        else
+          bar_sync(2, 4 * kWarpSize);
+        wg::fence();
+        const uint64_t desc_w = wg::mn_desc<T, kE>(sm.inter.w[buf]);
+        const uint64_t desc_z = wg::k_desc(sm.inter.z[buf], 16, 256);
+        const uint64_t desc_a = wg::k_desc(a_set, 128, 256);
 #pragma unroll
-        for (int nt = 0; nt <= kNt; ++nt)
-#pragma unroll
-          for (int m = 0; m < 4; ++m) wg::keep(rAcc[nt][m]);
+        for (int tile = 0; tile < kStageGroups * kTiles; ++tile) {  // tile: the 16-row slice of the stage
+          const uint64_t da = desc_a + static_cast<uint64_t>(tile * (Shared::kATileBytes / 16));
+          wg::mma_ss<T, kE, wg::GMMA::Major::MN>(acc_num, da, desc_w + static_cast<uint64_t>(tile * (kMmaTile * kE * 2 / 16)));
+          wg::mma_ss<T, 8, wg::GMMA::Major::K>(rAcc[kNt], da, desc_z + static_cast<uint64_t>(tile * (kMmaTile * 2 / 16)));
+        }
+        wg::commit();
+      };
+      with_constant<kKb>(Rows::first_block(ig0), step);
+      wg::wait<kSets - 1>();  // stage - (kSets - 1) is done: its A set and W buffer are free
+      // the second warpgroup to be done with a buffer refills it
+      const int done = stage - (kSets - 1);
+      if (done >= 0 && threadIdx.x % (4 * kWarpSize) == 0) {
+        const uint32_t arrivals = shared_fetch_add(&sm.drained[done % kOutputMmaWStages]);
+        if ((arrivals & 1u) != 0 && done + kOutputMmaWStages < kStages) issue_stage(done + kOutputMmaWStages);
       }
-      __syncthreads();  // buffer `buf` is refilled two stages on
-      first_tile = next_first;
     }
+    wg::wait<0>();  // the accumulators are complete
+#pragma unroll
+    for (int nt = 0; nt <= kNt; ++nt)
+#pragma unroll
+      for (int m = 0; m < 4; ++m) wg::keep(rAcc[nt][m]);
     // scale^p dec0_i (x 2^scale_max for fp16); dec0 multiplies (0 after a reset), as in the recurrence
     float base = power_of<kDeg>(problem.scale);
     if constexpr (kScaled) base = ldexpf(base, sm.scale_max);
@@ -344,12 +387,7 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
       rAcc[nt][3] *= f_hi;
     }
   }
-  cp_async_wait<0>();
-  __syncthreads();  // the inter buffers are free for the keys
-
-  uint32_t rQ[kKb][4];
-#pragma unroll
-  for (int kb = 0; kb < kKb; ++kb) load_q(rQ[kb], kb);
+  __syncthreads();  // the inter buffers are free for the keys (every stage landed: all were waited on)
 
   // ---- intra-chunk: sum_{j <= i} (scale q_i . k_j)^p decay(j -> i) [v_j | 1] -----------------------------
   // After a reset in chunk n - 1, the keys start at that chunk's last reset, at position key_lo < 0 (key j < 0 is

@@ -203,13 +203,14 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
       if (!active[mt]) continue;
       const float pw = Rows::pad_weight(i_row[mt], jb[mt]);
       const float f = kScaled ? ldexpf(pw, -shift) : pw;
-      const int row = static_cast<int>(prow(mt));  // and row + 8: the same piece order (entering_piece)
-      T* gW = static_cast<T*>(workspace.states) + (slot * Rows::kRows + row) * kE;
+      const int row = static_cast<int>(prow(mt));  // and row + 8
+      T* gW = static_cast<T*>(workspace.states) + slot * Rows::kRows * kE;  // entering_offset order
 #pragma unroll
       for (int nt = 0; nt < kNt; ++nt) {
-        const int col = entering_piece<kE>(row, col0 / 8 + nt) * 8 + 2 * tq;
-        *reinterpret_cast<uint32_t*>(gW + col) = pack2<T>(f * rAcc[mt][nt][0], f * rAcc[mt][nt][1]);
-        *reinterpret_cast<uint32_t*>(gW + 8 * kE + col) = pack2<T>(f * rAcc[mt][nt][2], f * rAcc[mt][nt][3]);
+        const int col = col0 + nt * 8 + 2 * tq;
+        *reinterpret_cast<uint32_t*>(gW + entering_offset<kE>(row, col)) = pack2<T>(f * rAcc[mt][nt][0], f * rAcc[mt][nt][1]);
+        *reinterpret_cast<uint32_t*>(gW + entering_offset<kE>(row + 8, col)) =
+            pack2<T>(f * rAcc[mt][nt][2], f * rAcc[mt][nt][3]);
       }
       if (has_z(mt) && tq == 0) {
         T* gZ = static_cast<T*>(workspace.zs) + slot * Rows::kRows + prow(mt);

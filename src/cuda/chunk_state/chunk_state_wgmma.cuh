@@ -28,6 +28,7 @@
 #include <type_traits>
 
 #include "cuda/chunk_state/chunk_state_mma.hpp"
+#include "cuda/common/async_copy.cuh"
 #include "cuda/common/check.hpp"
 #include "cuda/common/device_info.hpp"
 #include "cuda/common/dtype.cuh"
@@ -66,7 +67,7 @@ struct StateWgShared {
   uint32_t gamma2[2][kMaxChunk / 2];                         // [chunk & 1][m] gamma of tokens 2 m, 2 m + 1 (T pairs)
   float decay[2];                                            // [chunk & 1] decay(enter -> L)
   float warp_max[kStateWgConsumers];
-  alignas(128) T staging[kStagingRows][kE];  // S_enter rows on their way out, in the workspace's piece order
+  alignas(128) T staging[kStagingRows][kE];  // S_enter rows on their way out, in the workspace's order (entering_offset)
 };
 
 // Rows of S_enter staged at once: all 128 of the block, or 64 (two rounds) where 128 would cost occupancy
@@ -86,12 +87,6 @@ constexpr int state_wg_staging_rows() {
 //   kBarStarted: the warpgroup arrives once it has written S_enter[n] (and so is done with chunk n - 1's
 //              slot); the gate warp syncs, signals the ready counter, then fills the slot with chunk n + 1.
 enum StateWgBarrier : int { kBarTile = 1, kBarGates = 2, kBarStarted = 3, kBarMax = 4 };
-__device__ __forceinline__ void bar_sync(int id, int threads) {
-  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
-__device__ __forceinline__ void bar_arrive(int id, int threads) {
-  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
 
 // kStages tiles of shared memory, copies kAhead tiles ahead (the stage refilled at tile q's barrier held
 // tile q + kAhead - kStages, whose MMAs finished during tile q - 1: kAhead <= kStages - 2).
@@ -250,7 +245,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       if (threadIdx.x == 0) workspace.scales[slot * kScaleTiles + cta] = shift;
       sync();  // warp_max is rewritten at the next chunk
     }
-    // Through shared memory: each warp stores its 16 rows with stmatrix (in entering_piece order: no bank
+    // Through shared memory: each warp stores its 16 rows with stmatrix (in entering_offset order: no bank
     // conflicts), then the warpgroup copies the staged rows out as they lie, 16 contiguous bytes per thread
     // and access. Direct 4-byte stores from the accumulators (32 per thread and chunk, eight 16-byte pieces
     // per warp store) cost ~2.4 us per chunk at p = 2; one bulk copy (TMA) instead needs a proxy fence in
@@ -280,7 +275,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
                                  pack2<T>(f * acc[mt][4 * nt + 2], f * acc[mt][4 * nt + 3]),
                                  pack2<T>(f * acc[mt][4 * nt + 4], f * acc[mt][4 * nt + 5]),
                                  pack2<T>(f * acc[mt][4 * nt + 6], f * acc[mt][4 * nt + 7])};
-          stmatrix_x4(&sm.staging[row][entering_piece<kE>(row, nt + lane_piece) * 8], x);
+          stmatrix_x4(&sm.staging[0][0] + entering_offset<kE>(row, (nt + lane_piece) * 8), x);
         }
         if (tq == 0) {
           T* gZ = static_cast<T*>(workspace.zs) + slot * Rows::kRows + prow(mt);

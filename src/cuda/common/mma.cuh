@@ -3,6 +3,9 @@
 //   ldmatrix_x4: four 8 x 8 16-bit matrices from shared memory (.trans: each transposed)
 //   cp_async_16: 16 bytes global -> shared without registers (zero-filled when !valid)
 //   stmatrix_x4: four 8 x 8 16-bit matrices to shared memory (ldmatrix_x4's inverse)
+//   mn_swizzled_offset<kN>(n, k): byte offset of element (n, k) of a 16-bit (kN x K) tile stored N-major
+//                with the 128-byte (kN >= 64) or 64-byte (kN = 32) swizzle (the wgmma B layout; also the
+//                workspace's order of the entering states, padded_rows.cuh)
 // Fragment layouts (PTX ISA, mma.m16n8k16; g = lane / 4, t = lane % 4), each register two 16-bit values:
 //   A: a[0] = (row g,     cols 2t, 2t+1)   a[1] = (row g + 8, cols 2t, 2t+1)
 //      a[2] = (row g,     cols 2t+8, 2t+9) a[3] = (row g + 8, cols 2t+8, 2t+9)
@@ -44,6 +47,24 @@ __device__ __forceinline__ void stmatrix_x4(void* row_ptr, const uint32_t (&r)[4
   asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(smem_addr(row_ptr)),
                "r"(r[0]), "r"(r[1]), "r"(r[2]), "r"(r[3])
                : "memory");
+}
+
+// Byte offset of element (n, k) of a 16-bit tile of kN columns (n) and any number of rows (k) stored N-major
+// ("MN-major") with the 128-byte (kN >= 64) or 64-byte (kN = 32) swizzle, atoms of (one line, 8 k rows) tiled
+// N first: CuTe's tile_to_shape(Layout_MN_SW{128,64}_Atom, (kN, K)). A range of whole 8-row groups is
+// contiguous, and the swizzle (16-byte piece ^= line bits of k % 8) puts the 8 rows of a piece on 8 distinct
+// 16-byte bank groups. The hardware applies the same XOR to address bits, so a tile read by wgmma or TMA
+// must start 1024-byte (64-byte swizzle: 512-byte) aligned; software readers and writers need not.
+template <int kN>
+__host__ __device__ constexpr uint32_t mn_swizzled_offset(int n, int k) {
+  static_assert(kN % 32 == 0, "mn_swizzled_offset: 32, 64 or 128 columns");
+  constexpr int kLine = kN >= 64 ? 128 : 64;  // bytes of one k row inside an atom
+  constexpr int kAtomN = kLine / 2;           // columns per atom
+  constexpr int kNAtoms = kN / kAtomN;
+  constexpr uint32_t kMask = kLine == 128 ? 7u : 3u;
+  const uint32_t atom = static_cast<uint32_t>((k / 8) * kNAtoms + n / kAtomN) * (kLine * 8);
+  const uint32_t in_atom = static_cast<uint32_t>((k % 8) * kLine + (n % kAtomN) * 2);
+  return atom + (in_atom ^ (((in_atom >> 7) & kMask) << 4));
 }
 
 // c += a @ b   (16 x 16 @ 16 x 8, fp32 accumulate); T = __half or __nv_bfloat16

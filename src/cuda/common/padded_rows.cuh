@@ -40,19 +40,16 @@ __device__ __forceinline__ int entering_scale_shift(float m, float* warp_max, in
   return finite && block_max > 0.f ? ilogbf(block_max) - 14 : 0;  // |W| 2^-shift < 2^15
 }
 
-// The entering states W in the workspace store each padded row's 16-byte pieces permuted: piece j of row r
-// (r: the head's padded row) sits at piece entering_piece<kE>(r, j). The permutation depends on r % 16 only
-// and is the same for rows r and r + 8; it puts piece j of 8 consecutive rows on 8 distinct 16-byte bank
-// groups, so a state block stages its 128 rows in shared memory in the workspace's own order without bank
-// conflicts (stmatrix) and copies them out as they lie, 16 contiguous bytes per access. Readers undo it
-// per 16-byte piece.
+// The entering states W of one (b, h, chunk) in the workspace are stored as one wgmma B operand: (e, P) N-major
+// with the 128-byte swizzle (e = 32: 64-byte), element (row, col) at byte mn_swizzled_offset<kE>(col, row)
+// (cuda/common/mma.cuh; rows from the slot's first). Any run of whole 8-row groups is contiguous, so
+// chunk_output_mma loads a stage of rows with one bulk copy and hands it to wgmma as it lies; within an 8-row
+// group each row's 16-byte pieces are permuted by the row, which puts the same piece of 8 rows on 8 distinct
+// bank groups: a state block stages its rows in shared memory in this order without bank conflicts (stmatrix)
+// and copies them out as they lie. Element offset:
 template <int kE>
-__host__ __device__ constexpr int entering_piece(int row, int piece) {
-  constexpr int kRowBytes = kE * 2;
-  constexpr int kRowsPerLine = kRowBytes >= 128 ? 1 : 128 / kRowBytes;  // rows per 128-byte line
-  constexpr int kMask = (kE / 8 < 8 ? kE / 8 : 8) - 1;
-  static_assert(kE % 32 == 0, "entering_piece: e a multiple of 32");
-  return piece ^ ((row / kRowsPerLine) & kMask);
+__host__ __device__ constexpr uint32_t entering_offset(int row, int col) {
+  return mn_swizzled_offset<kE>(col, row) / 2;
 }
 
 template <int kD, int kDeg>
@@ -67,6 +64,15 @@ struct PaddedRows {
   // First jb of group i, and the tiles of group i.           == i // 16,  nb - i // 16
   __host__ __device__ static constexpr int first_block(int i) { return kDeg == 2 ? i / kMmaTile : 0; }
   __host__ __device__ static constexpr int group_tiles(int i) { return kBlocks - first_block(i); }
+  // The first m-tile of group i (tiles are ordered by group)   == sum(group_tiles(i') for i' < i)
+  __host__ __device__ static constexpr int group_first_tile(int i) {
+    if constexpr (kDeg == 1) {
+      return 0;
+    } else {
+      const int a = i / kMmaTile, r = i % kMmaTile;  // a whole 16-groups of nb - a' tiles each, then r groups
+      return kMmaTile * (a * kBlocks - a * (a - 1) / 2) + r * (kBlocks - a);
+    }
+  }
 
   // (i, jb) of m-tile `tile` (< kTiles), by walking the groups (<= d steps).
   __device__ static void decode(int tile, int& i, int& jb) {

@@ -1,6 +1,7 @@
 // wgmma: the sm_90a warpgroup tensor-core pieces of the forward, over CuTe's GMMA atoms and layouts.
 //   mma_rs<T, N, MajorB>(acc, a, desc)   acc (64 x N, fp32) += A (64 x 16, registers) B (16 x N, shared)
 //                                        == acc += A.float() @ B.float(), issued asynchronously
+//   mma_ss<T, N, MajorB>(acc, da, db)    the same with A from shared memory too (K-major: k_desc)
 //   fence() / commit() / wait<n>()       wgmma.fence, commit the issued batch, wait until <= n batches
 //                                        are in flight (cute::warpgroup_arrive / _commit_batch / _wait)
 //   fence_proxy_async()                  this thread's earlier st.shared writes ordered before later reads by
@@ -28,6 +29,8 @@
 #include <cute/arch/mma_sm90_desc.hpp>
 #include <cute/arch/mma_sm90_gmma.hpp>
 #include <cute/atom/mma_traits_sm90_gmma.hpp>
+
+#include "cuda/common/mma.cuh"
 
 namespace powerret::cuda::wg {
 
@@ -61,6 +64,28 @@ POWERRET_WGMMA_RS(64)
 POWERRET_WGMMA_RS(128)
 #undef POWERRET_WGMMA_RS
 
+template <typename T, int kN, GMMA::Major kB>
+struct SsOp;
+#define POWERRET_WGMMA_SS(N)                                                        \
+  template <GMMA::Major kB>                                                         \
+  struct SsOp<__nv_bfloat16, N, kB> {                                               \
+    using type = GMMA::MMA_64x##N##x16_F32BF16BF16_SS<GMMA::Major::K, kB>;          \
+  };                                                                                \
+  template <GMMA::Major kB>                                                         \
+  struct SsOp<__half, N, kB> {                                                      \
+    using type = GMMA::MMA_64x##N##x16_F32F16F16_SS<GMMA::Major::K, kB>;            \
+  };
+POWERRET_WGMMA_SS(8)
+POWERRET_WGMMA_SS(32)
+POWERRET_WGMMA_SS(64)
+POWERRET_WGMMA_SS(128)
+#undef POWERRET_WGMMA_SS
+
+template <typename Op, int kN, std::size_t... I>
+__device__ __forceinline__ void ss(float (&acc)[kN / 2], uint64_t desc_a, uint64_t desc_b, std::index_sequence<I...>) {
+  Op::fma(desc_a, desc_b, acc[I]...);
+}
+
 template <typename Op, int kN, std::size_t... I>
 __device__ __forceinline__ void rs(float (&acc)[kN / 2], const uint32_t (&a)[4], uint64_t desc,
                                    std::index_sequence<I...>) {
@@ -74,22 +99,34 @@ __device__ __forceinline__ void mma_rs(float (&acc)[kN / 2], const uint32_t (&a)
   detail::rs<typename detail::RsOp<T, kN, kB>::type, kN>(acc, a, desc, std::make_index_sequence<kN / 2>{});
 }
 
+// acc (64 x kN, as mma_rs) += A (64 x 16, shared memory: desc_a, K-major) B (16 x kN, shared: desc_b)
+template <typename T, int kN, GMMA::Major kB>
+__device__ __forceinline__ void mma_ss(float (&acc)[kN / 2], uint64_t desc_a, uint64_t desc_b) {
+  detail::ss<typename detail::SsOp<T, kN, kB>::type, kN>(acc, desc_a, desc_b, std::make_index_sequence<kN / 2>{});
+}
+
+// Descriptor of a K-major operand without swizzle at `base` (16-byte aligned): 8 x 16-byte core matrices (8 rows
+// of 8 k values each, rows 16 bytes apart), the two k halves `k_stride` bytes apart, 8-row groups `row_stride`
+// bytes apart (CuTe's INTERLEAVE: ((8, m), 2) : ((1, SBO), LBO) in 16-byte units).
+__device__ __forceinline__ uint64_t k_desc(const void* base, uint32_t k_stride, uint32_t row_stride) {
+  cute::GmmaDescriptor desc;
+  desc.bitfield.start_address_ = static_cast<uint16_t>(smem_addr(base) >> 4);
+  desc.bitfield.leading_byte_offset_ = static_cast<uint16_t>(k_stride >> 4);
+  desc.bitfield.stride_byte_offset_ = static_cast<uint16_t>(row_stride >> 4);
+  desc.bitfield.base_offset_ = 0;
+  desc.bitfield.layout_type_ = static_cast<uint8_t>(GMMA::LayoutType::INTERLEAVE);
+  return desc.desc_;
+}
+
 // Shared-memory layout of a 16-bit B operand of kN columns, N-major: the CuTe atom that holds one k row
 // of up to 64 columns in one 128-byte line (kN = 32: 64-byte lines).
 template <typename T, int kN>
 using MnAtom = std::conditional_t<kN >= 64, GMMA::Layout_MN_SW128_Atom<T>, GMMA::Layout_MN_SW64_Atom<T>>;
 
-// Byte offset of (n, k) in tile_to_shape(MnAtom<T, kN>, (kN, K)) (16-bit T; the tile 1024-byte aligned):
-// atoms of (line = kRowBytes, 8 k rows), N-atoms first, then the swizzle of the 16-byte piece by k % 8.
+// Byte offset of (n, k) in tile_to_shape(MnAtom<T, kN>, (kN, K)) (16-bit T; the tile 1024-byte aligned).
 template <int kN>
 __device__ __forceinline__ uint32_t sw_offset(int n, int k) {
-  constexpr int kLine = kN >= 64 ? 128 : 64;  // bytes of one k row inside an atom
-  constexpr int kAtomN = kLine / 2;           // columns per atom
-  constexpr int kNAtoms = kN / kAtomN;
-  constexpr uint32_t kMask = kLine == 128 ? 7u : 3u;
-  const uint32_t atom = static_cast<uint32_t>((k / 8) * kNAtoms + n / kAtomN) * (kLine * 8);
-  const uint32_t in_atom = static_cast<uint32_t>((k % 8) * kLine + (n % kAtomN) * 2);
-  return atom + (in_atom ^ (((in_atom >> 7) & kMask) << 4));
+  return mn_swizzled_offset<kN>(n, k);
 }
 
 // Descriptor of the (kN x 16) k-slice at `base` (1024-byte aligned for the 128-byte swizzle) of such a tile;

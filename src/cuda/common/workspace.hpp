@@ -10,7 +10,8 @@
 //
 // Tensor-core path (fp16 / bf16, deg 1-2): chunk_state_mma writes the state entering each chunk in
 // the padded row order of cuda/common/padded_rows.cuh (P = padded_state_rows(d, deg) rows), 16-bit:
-//   states [b, h, n_chunks, P, e]  T      W = pad_weight * u * 2^-scale   (u: unweighted state)
+//   states [b, h, n_chunks, P, e]  T      W = pad_weight * u * 2^-scale   (u: unweighted state); each (b, h, n)
+//                                         in the wgmma B layout (entering_offset, padded_rows.cuh)
 //   zs     [b, h, n_chunks, P]     T      the same for z
 //   scales [b, h, n_chunks, ceil(P / 128)] int32   per 128-row tile: the power-of-two exponent that keeps
 //                                         the tile inside fp16's range (0 and unused for bf16)
