@@ -22,7 +22,8 @@
 //   after a reset in chunk n - 1: no inter term; chunk n - 1's keys from its last reset on are taken like
 //          intra keys (negative positions j - c), with weight decay(enter -> i) decay(j -> end of chunk n - 1)
 //          (W of such a state holds a few tokens, and phi(q)^T W cancels: bench/diag/emulate_forward.py).
-//   intra: keys stream 64 at a time through shared memory; per 32 keys, S = Q K^T (A = rQ, B = sK),
+//   intra: keys stream 64 at a time through shared memory (double buffered: the next 64 load during the
+//          products of these); per 32 keys, S = Q K^T (A = rQ, B = sK),
 //          P = select(j <= i, (scale S)^p decay(j -> i), 0) in fp32, rounded to T as the A operand of
 //          P [V | 1] (B = sV by ldmatrix.trans, and a column of ones for den). The select keeps NaN/Inf
 //          of later k out of earlier outputs; later v: the k-step on the diagonal takes non-finite v as 0
@@ -91,8 +92,8 @@ struct OutputMmaShared {
       alignas(16) unsigned char z[kOutputMmaWStages][kZBytes];
     } inter;
     struct {
-      T k[kOutputMmaKeys][kLdQ];  // [j][kk]
-      T v[kOutputMmaKeys][kLdW];  // [j][col]
+      T k[2][kOutputMmaKeys][kLdQ];  // [buf][j][kk]: double buffered, the next tile loads during this one
+      T v[2][kOutputMmaKeys][kLdW];  // [buf][j][col]
     } intra;
   };
   T q[kOutputMmaQueries][kLdQ];  // [i][kk]
@@ -400,20 +401,33 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
   const int warp_first = i0 + warp * kMmaTile;  // chunk position of this warp's first query
   const int key_lo = prev_reset ? sm.rp[c - 1] - c : 0;  // the first key (negative: in chunk n - 1)
   const float gp_last = prev_reset ? sm.gp[c - 1] : 0.f;
-  for (int kt0 = -((kOutputMmaKeys - 1 - key_lo) / kOutputMmaKeys) * kOutputMmaKeys; kt0 <= last_key;
-       kt0 += kOutputMmaKeys) {  // from key_lo rounded down to a whole tile (0 without a previous reset)
+  // keys kt0 .. kt0 + 63 into buffer buf (zeros outside [key_lo, len))
+  auto load_keys = [&](int kt0, int buf) {
     for (int idx = threadIdx.x; idx < kOutputMmaKeys * (kD / 8 + kE / 8); idx += kOutputMmaThreads) {
       const int row = idx / (kD / 8 + kE / 8), piece = idx % (kD / 8 + kE / 8);
       const bool valid = kt0 + row >= key_lo && kt0 + row < len;
       const int64_t tok = (b * t + t0 + (valid ? kt0 + row : 0)) * h + hk;
       if (piece < kD / 8)
-        cp_async_16(&sm.intra.k[row][piece * 8], mK + tok * kD + piece * 8, valid);
+        cp_async_16(&sm.intra.k[buf][row][piece * 8], mK + tok * kD + piece * 8, valid);
       else
-        cp_async_16(&sm.intra.v[row][(piece - kD / 8) * 8], mV + tok * kE + (piece - kD / 8) * 8, valid);
+        cp_async_16(&sm.intra.v[buf][row][(piece - kD / 8) * 8], mV + tok * kE + (piece - kD / 8) * 8, valid);
     }
     cp_async_commit();
-    cp_async_wait<0>();
+  };
+  const int first_kt = -((kOutputMmaKeys - 1 - key_lo) / kOutputMmaKeys) * kOutputMmaKeys;  // key_lo rounded down
+  load_keys(first_kt, 0);
+  int kbuf = 0;
+  for (int kt0 = first_kt; kt0 <= last_key; kt0 += kOutputMmaKeys, kbuf ^= 1) {  // from key_lo rounded down to
+    // a whole tile (0 without a previous reset); the next tile's loads fly during this one's products
+    if (kt0 + kOutputMmaKeys <= last_key) {
+      load_keys(kt0 + kOutputMmaKeys, kbuf ^ 1);  // its buffer was last read before the previous barrier
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
     __syncthreads();
+    const T(*sK)[Shared::kLdQ] = sm.intra.k[kbuf];
+    const T(*sV)[Shared::kLdW] = sm.intra.v[kbuf];
     if (has_rows) {
 #pragma unroll
       for (int sb = 0; sb < kOutputMmaKeys / 32; ++sb) {
@@ -429,7 +443,7 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
 #pragma unroll
           for (int np = 0; np < 2; ++np) {
             uint32_t bk[4];  // B = K^T: k = dims, n = keys; sK rows are keys (no transpose)
-            ldmatrix_x4(bk, &sm.intra.k[sb * 32 + np * 16 + (lane & 7) + ((lane >> 4) << 3)][kb * kMmaTile + (((lane >> 3) & 1) << 3)]);
+            ldmatrix_x4(bk, &sK[sb * 32 + np * 16 + (lane & 7) + ((lane >> 4) << 3)][kb * kMmaTile + (((lane >> 3) & 1) << 3)]);
             mma_16816<T>(rS[2 * np], rQ[kb], bk[0], bk[1]);
             mma_16816<T>(rS[2 * np + 1], rQ[kb], bk[2], bk[3]);
           }
@@ -462,7 +476,7 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
 #pragma unroll
           for (int np = 0; np < kNt / 2; ++np) {
             uint32_t bv[4];
-            ldmatrix_x4_trans(bv, &sm.intra.v[sb * 32 + kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3)][np * 16 + ((lane >> 4) << 3)]);
+            ldmatrix_x4_trans(bv, &sV[sb * 32 + kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3)][np * 16 + ((lane >> 4) << 3)]);
             // On the diagonal P == 0 above it, but 0 * NaN is NaN: non-finite v enter as 0 and poison
             // the outputs at or after their key afterwards (SPEC §5: NaN reaches affected outputs only).
             uint32_t bad[2] = {0u, 0u};  // n-tile 2 np + m / 2: keys (bits) with non-finite v in column g
@@ -481,7 +495,7 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
         }
       }
     }
-    __syncthreads();  // sK, sV are refilled next
+    __syncthreads();  // every warp is done with buffer kbuf: the next iteration refills it
   }
 
   // ---- y = num / den (0 where den == 0) or num --------------------------------------------------------
