@@ -7,6 +7,9 @@
 //                             arrives (release), then waits (acquire) until all have; shared memory
 //                             written before the arrive is visible to the cluster after the wait. Work
 //                             may sit between the halves. n == 1: nothing / __syncthreads()
+//   cluster_arrive_relaxed(n)  an arrive without release: for a barrier that only proves this CTA runs (it
+//                             publishes nothing). The release form waits for every memory access of the
+//                             thread in flight (SASS: ERRBAR), loads included.
 #pragma once
 
 #include <cooperative_groups.h>
@@ -15,6 +18,9 @@ namespace powerret::cuda {
 
 __device__ __forceinline__ void cluster_arrive(int cluster_size) {
   if (cluster_size > 1) asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void cluster_arrive_relaxed(int cluster_size) {
+  if (cluster_size > 1) asm volatile("barrier.cluster.arrive.relaxed.aligned;\n" ::: "memory");
 }
 __device__ __forceinline__ void cluster_wait(int cluster_size) {
   if (cluster_size > 1) {

@@ -169,7 +169,9 @@ __global__ void __launch_bounds__(kDecodeThreads, DecodeTile<kE, kHeads, kVec>::
       mY[o] = from_float<T>(0.f);
     return;
   }
-  cluster_arrive(n_split);  // this CTA runs (its shared memory may be written by peers after the matching wait)
+  // This CTA runs (its shared memory may be written by peers after the matching wait). Relaxed: it publishes
+  // nothing, and the release form would first wait for the prologue's loads (ncu, session 5: ERRBAR).
+  cluster_arrive_relaxed(n_split);
   const int row0 = rank * split.rows_per_cta;
   const int rows = max(0, min(split.rows_per_cta, D - row0));       // this CTA's rows (0 for a trailing rank)
   float* gS = problem.s + ((slot * h + hk) * D + row0) * kE;         // (rows, e), in place
