@@ -139,6 +139,28 @@ def test_chunk_size_independence(rng, device, dtype):
         assert ref.rel_err(o, default) <= pair_tol
 
 
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_operands_one_element_past_alignment(rng, device, dtype):
+    """q, k and v that start one element into their buffers: aligned to their element, as validation asks,
+    but not to the 16 bytes the GPU's tensor-core kernels copy at a time; they take the CUDA-core path there
+    (the same forward), and nothing faults."""
+    torch = pytest.importorskip("torch")
+    d = 8 if device == "cpu" else 64
+    f = helpers.make_forward(rng, helpers.framework("torch", device), dtype, b=1, t=300, hq=2, h=1, d=d, e=d,
+                             gate="gated", init=True)
+
+    def shifted(x):
+        buf = torch.empty(x.numel() + 8, dtype=x.dtype, device=x.device)
+        out = buf[1:1 + x.numel()].view(x.shape)
+        out.copy_(x)
+        assert out.data_ptr() % 16 != 0
+        return out
+
+    y, state = powerret.power_retention(shifted(f.q), shifted(f.k), shifted(f.v), f.log_g,
+                                        **f.kwargs(return_final_state=True))
+    helpers.check_forward(f, y, state)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 @pytest.mark.parametrize("deg", [2, 3])
 def test_split_prefill_equals_one_prefill(rng, device, dtype, deg):

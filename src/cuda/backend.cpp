@@ -10,6 +10,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
 
+#include <cstdint>
 #include <string>
 #include <type_traits>
 
@@ -43,11 +44,19 @@ static_assert(kChunkSizes[0] % kStateMmaTokens == 0 && kChunkSizes[1] % kStateMm
                   kChunkSizes[2] % kStateMmaTokens == 0,
               "chunk_state_mma stages whole 64-token tiles");
 
-// Whether the forward runs on the tensor-core kernels: fp16 / bf16 inputs, deg 1-2, and this build
-// carries the (dtype, d, e, deg) instantiation (every one in a full build).
+// Whether the forward runs on the tensor-core kernels: fp16 / bf16 inputs, deg 1-2, this build carries the
+// (dtype, d, e, deg) instantiation (every one in a full build), and the operands are aligned for the kernels'
+// wide accesses: q, k, v 16-byte copies (validation guarantees only element alignment, e.g. a view that
+// starts one element into a buffer), y 4-byte stores of two values. Otherwise the CUDA-core path, whose
+// accesses are all scalar, computes the same forward. (Workspace sizes follow the same choice, and
+// forward_workspace_bytes sees the same pointers as the call.)
 bool uses_mma(const detail::ForwardProblem& problem) {
+  const auto aligned = [](const void* p, std::uintptr_t bytes) {
+    return reinterpret_cast<std::uintptr_t>(p) % bytes == 0;
+  };
   return (problem.dtype == DType::kFloat16 || problem.dtype == DType::kBFloat16) &&
-         mma_built(problem.dtype, problem.d, problem.e, problem.deg);
+         mma_built(problem.dtype, problem.d, problem.e, problem.deg) && aligned(problem.q, 16) &&
+         aligned(problem.k, 16) && aligned(problem.v, 16) && aligned(problem.y, 4);
 }
 
 // Launches the two tensor-core stages if (d, e, deg) == (kD, kE, kDeg) and they are built.
