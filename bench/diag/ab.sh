@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Same-run A/B on the GPU machine: powerret-bench on the working tree against a reference tree, in
+# alternating rounds, so both sides see the same GPU, clocks and inputs.
+#   bench/diag/ab.sh OUT_DIR REF_TREE [ROUNDS]      (default 2 rounds)
+# REF_TREE is a copy of the reference commit made on the development machine and carried to the device
+# (the device's copy of the checkout has no usable git history), e.g.
+#   git archive <ref> | tar -x -C _alt/ref        then carry ["_alt", ".whl"]
+# Both trees are built in parallel with POWERRET_INSTANTIATIONS=ci (bf16 tensor-core configurations d = e = 64,
+# p = 1, 2; others run on the CUDA-core path), unless POWERRET_AB_FULL=1 (full instantiations: d = 128 too).
+# POWERRET_AB_CASES replaces the default cases (one powerret-bench argument list per line).
+# Writes OUT_DIR/ab.txt: "<side> <case>: op,us_median,us_min,us_max,tflops,tc_fraction,verify_err,verify_tol".
+set -uo pipefail
+out=${1:?usage: bench/diag/ab.sh OUT_DIR REF_TREE [ROUNDS]}
+ref_tree=$(cd "${2:?usage: bench/diag/ab.sh OUT_DIR REF_TREE [ROUNDS]}" && pwd)
+rounds=${3:-2}
+mkdir -p "$out"
+cd "$(dirname "$0")/../.."
+if compgen -G ".whl/*.whl" > /dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site
+  [ -e "$ref_tree/.whl" ] || ln -sfn "$PWD/.whl" "$ref_tree/.whl"
+fi
+inst=ci; [ "${POWERRET_AB_FULL:-0}" = 1 ] && inst=full
+build() {  # build <tree> <name>
+  (cd "$1" && POWERRET_CUDA=ON POWERRET_INSTANTIATIONS=$inst python3 -m pip wheel --no-build-isolation --no-deps \
+    -w "/tmp/ab_wheel_$2" . -C build-dir="/tmp/ab_build_$2" > "$out/build_$2.log" 2>&1)
+  echo "$2 build rc=$?"
+}
+rm -rf /tmp/ab_wheel_ref /tmp/ab_wheel_new
+build "$ref_tree" ref &
+build "$PWD" new &
+wait
+cases=${POWERRET_AB_CASES:-"--op forward --b 1 --h 8 --d 64 --dtype bf16 --gated --t 4096 --deg 2
+--op forward --b 1 --h 8 --d 64 --dtype bf16 --gated --t 16384 --deg 2
+--op forward --b 1 --h 8 --d 64 --dtype bf16 --gated --t 65536 --deg 2
+--op forward --b 1 --h 8 --d 64 --dtype bf16 --gated --t 65536 --deg 1
+--op forward --b 8 --h 16 --d 64 --dtype bf16 --gated --t 8192 --deg 2
+--op decode --b 1 --h 8 --d 64 --dtype bf16 --gated --deg 2
+--op decode --b 64 --h 8 --d 64 --dtype bf16 --gated --deg 2 --graph"}
+bin="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/powerret-bench"
+: > "$out/ab.txt"
+for round in $(seq "$rounds"); do
+  for side in ref new; do
+    python3 -m pip install -q --no-deps --force-reinstall /tmp/ab_wheel_$side/*.whl > /dev/null 2>&1 ||
+      { echo "$side: install failed"; continue; }
+    while IFS= read -r args; do
+      [ -n "$args" ] || continue
+      # columns: op, median, min, max (us), TFLOP/s, tensor-core fraction, verify error and tolerance (the verified
+      # field itself holds a comma, hence 35-36)
+      line=$("$bin" $args --iters 30 --format csv 2>&1 | tail -1 | cut -d, -f1,20-22,25,31,35,36)
+      echo "$side [$args]: $line" | tee -a "$out/ab.txt"
+    done <<< "$cases"
+  done
+done
