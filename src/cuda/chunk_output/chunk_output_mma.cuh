@@ -209,7 +209,7 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
     auto* zero = reinterpret_cast<uint4*>(&sm.inter.z[0][0]);
     constexpr int kZVecs = static_cast<int>(sizeof(sm.inter.z) / sizeof(uint4));
     for (int x = threadIdx.x; x < kZVecs; x += kOutputMmaThreads) zero[x] = make_uint4(0u, 0u, 0u, 0u);
-    wg::fence_proxy_async();  // before the bulk copies into these buffers (ordered by the barrier below)
+    fence_proxy_async_shared();  // before the bulk copies into these buffers (ordered by the barrier below)
     if (threadIdx.x == 0) {
       for (int s = 0; s < kOutputMmaWStages; ++s) {
         mbar_init(&sm.full[s], 1);
@@ -344,7 +344,7 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
             stmatrix_x4(a_set + (u * kTiles + jb - kJb0) * Shared::kATileBytes + a_lane, a);
           }
         }
-        wg::fence_proxy_async();  // the A tiles before wgmma reads them; no copy of this thread is in flight
+        fence_proxy_async_shared();  // the A tiles before wgmma reads them; no copy of this thread is in flight
         if (wg == 0)  // constant barrier ids (a register id makes ptxas reserve all 16)
           bar_sync(1, 4 * kWarpSize);
         else

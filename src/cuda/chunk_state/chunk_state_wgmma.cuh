@@ -200,7 +200,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   const T* gV = mV + (b * t * h + hk) * kE + v_row0 * tok_stride_v + v_piece * 8;
   uint32_t v_off[kVPasses];  // swizzled byte offsets in a stage
 #pragma unroll
-  for (int p = 0; p < kVPasses; ++p) v_off[p] = wg::sw_offset<kE>(v_piece * 8, v_row0 + p * kVRowStep);
+  for (int p = 0; p < kVPasses; ++p) v_off[p] = mn_swizzled_offset<kE>(v_piece * 8, v_row0 + p * kVRowStep);
   auto load_tile = [&](int64_t q, int st) {  // q: the next tile not yet loaded (tiles load in order)
     const int64_t left = t - q * kTt;         // tokens from the tile's first on
 #pragma unroll
@@ -329,7 +329,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     cp_async_commit();
   }
   for (int x = threadIdx.x; x < 8 * 16; x += kConsumerThreads) sm.ones[x] = from_float<T>(1.f);
-  wg::fence_proxy_async();  // st.shared before wgmma reads it (the async proxy)
+  fence_proxy_async_shared();  // st.shared before wgmma reads it (the async proxy)
   // descriptors of stage 0, k-step 0; stage st, step s: + (st kVBytes + s 16 e 2) / 16
   const uint64_t desc_v0 = wg::mn_desc<T, kE>(sm.v[0]);
   const uint64_t desc_ones = wg::k8_desc<T>(sm.ones);

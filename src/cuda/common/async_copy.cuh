@@ -6,6 +6,10 @@
 //                                        whose completion counts against bar's announced bytes
 //   mbar_wait(bar, parity)               wait until the phase with this parity is complete (its copies landed
 //                                        and are visible to the waiting thread, for the generic and async proxies)
+//   fence_proxy_async_shared()           this thread's earlier st.shared writes ordered before later reads by
+//                                        the async proxy (wgmma operands, bulk copies into that memory); it also
+//                                        waits for the thread's outstanding memory operations (cp.async
+//                                        included): not per tile of a cp.async pipeline
 //   fence_proxy_async_global()           this thread's view of global memory (e.g. another kernel's writes it
 //                                        acquired) ordered before its later async-proxy reads (bulk copies)
 //   bar_sync(id, n) / bar_arrive(id, n)  named barrier id among n threads (a multiple of 32)
@@ -45,6 +49,9 @@ __device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
       "}\n" ::"r"(smem_addr(bar)),
       "r"(parity)
       : "memory");
+}
+__device__ __forceinline__ void fence_proxy_async_shared() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 __device__ __forceinline__ void fence_proxy_async_global() {
   asm volatile("fence.proxy.async.global;\n" ::: "memory");

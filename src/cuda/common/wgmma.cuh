@@ -4,15 +4,10 @@
 //   mma_ss<T, N, MajorB>(acc, da, db)    the same with A from shared memory too (K-major: k_desc)
 //   fence() / commit() / wait<n>()       wgmma.fence, commit the issued batch, wait until <= n batches
 //                                        are in flight (cute::warpgroup_arrive / _commit_batch / _wait)
-//   fence_proxy_async()                  this thread's earlier st.shared writes ordered before later reads by
-//                                        the async proxy (wgmma operands); it also waits for the thread's
-//                                        outstanding memory operations (cp.async included): not per tile
 //   keep(x)                              an empty asm that reads and rewrites x: after wait<n>, it keeps a
 //                                        register that an in-flight wgmma reads or writes from being moved
 //                                        or reused before that point (cute::warpgroup_fence_operand)
-//   sw_offset<kN>(n, k)                  byte offset of element (n, k) of a 16-bit B tile stored N-major
-//                                        ("MN-major") with the 128-byte (N >= 64) or 64-byte (N = 32) swizzle,
-//                                        atoms tiled N first: CuTe's tile_to_shape(Layout_MN_SW{128,64}_Atom)
+//   (the byte offsets of that B layout: mn_swizzled_offset, cuda/common/mma.cuh)
 // Register layouts (checked on the H100 by bench/diag/wgmma_check.cu, 2026-11-24): warp w of the
 // warpgroup holds rows 16 w .. 16 w + 15 of A and of acc, A in the mma.sync m16n8k16 A-fragment order
 // of each k16 step, acc in the m16n8 accumulator order of each 8-column block (cuda/common/mma.cuh).
@@ -42,44 +37,33 @@ template <int kInFlight>
 __device__ __forceinline__ void wait() {
   cute::warpgroup_wait<kInFlight>();
 }
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 __device__ __forceinline__ void keep(float& x) { asm volatile("" : "+f"(x)::"memory"); }
 __device__ __forceinline__ void keep(uint32_t& x) { asm volatile("" : "+r"(x)::"memory"); }
 
 namespace detail {
+// The CuTe GMMA atom of 64 x N x 16 with A from registers (RsOp) or shared memory (SsOp), K-major A.
 template <typename T, int kN, GMMA::Major kB>
 struct RsOp;
-#define POWERRET_WGMMA_RS(N)                                                        \
-  template <GMMA::Major kB>                                                         \
-  struct RsOp<__nv_bfloat16, N, kB> {                                               \
-    using type = GMMA::MMA_64x##N##x16_F32BF16BF16_RS<GMMA::Major::K, kB>;          \
-  };                                                                                \
-  template <GMMA::Major kB>                                                         \
-  struct RsOp<__half, N, kB> {                                                      \
-    using type = GMMA::MMA_64x##N##x16_F32F16F16_RS<GMMA::Major::K, kB>;            \
-  };
-POWERRET_WGMMA_RS(8)
-POWERRET_WGMMA_RS(32)
-POWERRET_WGMMA_RS(64)
-POWERRET_WGMMA_RS(128)
-#undef POWERRET_WGMMA_RS
-
 template <typename T, int kN, GMMA::Major kB>
 struct SsOp;
-#define POWERRET_WGMMA_SS(N)                                                        \
-  template <GMMA::Major kB>                                                         \
-  struct SsOp<__nv_bfloat16, N, kB> {                                               \
-    using type = GMMA::MMA_64x##N##x16_F32BF16BF16_SS<GMMA::Major::K, kB>;          \
-  };                                                                                \
-  template <GMMA::Major kB>                                                         \
-  struct SsOp<__half, N, kB> {                                                      \
-    using type = GMMA::MMA_64x##N##x16_F32F16F16_SS<GMMA::Major::K, kB>;            \
+#define POWERRET_WGMMA_OPS(N, T, AB)                                    \
+  template <GMMA::Major kB>                                             \
+  struct RsOp<T, N, kB> {                                               \
+    using type = GMMA::MMA_64x##N##x16_F32##AB##_RS<GMMA::Major::K, kB>; \
+  };                                                                    \
+  template <GMMA::Major kB>                                             \
+  struct SsOp<T, N, kB> {                                               \
+    using type = GMMA::MMA_64x##N##x16_F32##AB##_SS<GMMA::Major::K, kB>; \
   };
-POWERRET_WGMMA_SS(8)
-POWERRET_WGMMA_SS(32)
-POWERRET_WGMMA_SS(64)
-POWERRET_WGMMA_SS(128)
-#undef POWERRET_WGMMA_SS
+#define POWERRET_WGMMA_N(N)                                  \
+  POWERRET_WGMMA_OPS(N, __nv_bfloat16, BF16BF16)             \
+  POWERRET_WGMMA_OPS(N, __half, F16F16)
+POWERRET_WGMMA_N(8)
+POWERRET_WGMMA_N(32)
+POWERRET_WGMMA_N(64)
+POWERRET_WGMMA_N(128)
+#undef POWERRET_WGMMA_N
+#undef POWERRET_WGMMA_OPS
 
 template <typename Op, int kN, std::size_t... I>
 __device__ __forceinline__ void ss(float (&acc)[kN / 2], uint64_t desc_a, uint64_t desc_b, std::index_sequence<I...>) {
@@ -122,12 +106,6 @@ __device__ __forceinline__ uint64_t k_desc(const void* base, uint32_t k_stride, 
 // of up to 64 columns in one 128-byte line (kN = 32: 64-byte lines).
 template <typename T, int kN>
 using MnAtom = std::conditional_t<kN >= 64, GMMA::Layout_MN_SW128_Atom<T>, GMMA::Layout_MN_SW64_Atom<T>>;
-
-// Byte offset of (n, k) in tile_to_shape(MnAtom<T, kN>, (kN, K)) (16-bit T; the tile 1024-byte aligned).
-template <int kN>
-__device__ __forceinline__ uint32_t sw_offset(int n, int k) {
-  return mn_swizzled_offset<kN>(n, k);
-}
 
 // Descriptor of the (kN x 16) k-slice at `base` (1024-byte aligned for the 128-byte swizzle) of such a tile;
 // slice s of a K-long tile starts 16 kN * 2 * s bytes further (add that / 16 to the descriptor).
