@@ -1,7 +1,7 @@
 // state_loop: where chunk_state_wgmma's time per 64-token tile goes. Times the kernel alone (no output
 // kernel beside it) at b = 1, t = 65536, h = 8, d = e = 64, bf16, gated, chunk 256, for p = 2 (160 blocks)
 // and p = 1 (8 blocks: one per head, the latency of one block's walk), in variants that change the
-// copy pipeline (stages, tiles in flight) or remove one part of the per-tile work (StateWgDiag bits).
+// copy pipeline (stages of the K/V ring, tiles in flight) or remove one part of the per-tile work (StateWgDiag bits).
 // Results of a variant are not correct and not checked; the library only launches the defaults.
 //   bench/diag/state_loop.sh     (sm_90a; builds with nvcc against src/ and the nvidia-cutlass wheel)
 #include <cuda_bf16.h>
@@ -58,7 +58,7 @@ void run(const char* name, const Buffers& buf, int64_t t, int64_t h, int chunk) 
   p.log_g = buf.log_g;
   MmaWorkspace w{buf.states, buf.zs, buf.scales, buf.ready};
   const auto kernel = chunk_state_wgmma_kernel<T, kD, kE, kDeg, kStages, kAhead, kDiag>;
-  const int smem = static_cast<int>(sizeof(StateWgShared<T, kD, kE, kStages>)) + 1024;
+  const int smem = state_wg_smem<T, kD, kE, kDeg, kStages>();
   CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   const dim3 grid(static_cast<unsigned>(h * kCtas));
   kernel<<<grid, kStateWgThreads, smem>>>(p, w);  // warm-up
@@ -84,17 +84,20 @@ void run(const char* name, const Buffers& buf, int64_t t, int64_t h, int chunk) 
 
 template <int kDeg>
 void sweep(const Buffers& buf, int64_t t, int64_t h, int chunk) {
-  run<kDeg, 4, 2, 0>("default", buf, t, h, chunk);
-  run<kDeg, 6, 4, 0>("deeper copy pipeline", buf, t, h, chunk);
-  if constexpr (kDeg == 1) run<kDeg, 8, 6, 0>("deepest copy pipeline", buf, t, h, chunk);
-  run<kDeg, 4, 2, kDiagNoCopies>("no copies", buf, t, h, chunk);
-  run<kDeg, 4, 2, kDiagNoMma>("no wgmma", buf, t, h, chunk);
-  run<kDeg, 4, 2, kDiagNoA>("no A formation", buf, t, h, chunk);
-  run<kDeg, 4, 2, kDiagNoChunkWork>("no chunk-start work", buf, t, h, chunk);
-  run<kDeg, 4, 2, kDiagNoCopies | kDiagNoChunkWork>("no copies, no chunk work", buf, t, h, chunk);
-  run<kDeg, 4, 2, kDiagNoMma | kDiagNoA>("no wgmma, no A (barriers, copies)", buf, t, h, chunk);
-  run<kDeg, 4, 2, kDiagNoMma | kDiagNoA | kDiagNoCopies | kDiagNoChunkWork>("skeleton (barriers only)", buf, t, h,
-                                                                          chunk);
+  constexpr int kS = state_wg_stages<T, kD, kE, kDeg>();
+  run<kDeg, kS, kS - 2, 0>("default", buf, t, h, chunk);
+  if constexpr (kS != 4) run<kDeg, 4, 2, 0>("other stage count", buf, t, h, chunk);
+  if constexpr (kS != 5) run<kDeg, 5, 3, 0>("other stage count", buf, t, h, chunk);
+  if constexpr (kS != 6) run<kDeg, 6, 4, 0>("other stage count", buf, t, h, chunk);
+  if constexpr (kDeg == 1 && kS != 8) run<kDeg, 8, 6, 0>("other stage count", buf, t, h, chunk);
+  run<kDeg, kS, kS - 2, kDiagNoCopies>("no copies", buf, t, h, chunk);
+  run<kDeg, kS, kS - 2, kDiagNoMma>("no wgmma", buf, t, h, chunk);
+  run<kDeg, kS, kS - 2, kDiagNoA>("no A formation", buf, t, h, chunk);
+  run<kDeg, kS, kS - 2, kDiagNoChunkWork>("no chunk-start work", buf, t, h, chunk);
+  run<kDeg, kS, kS - 2, kDiagNoCopies | kDiagNoChunkWork>("no copies, no chunk work", buf, t, h, chunk);
+  run<kDeg, kS, kS - 2, kDiagNoMma | kDiagNoA>("no wgmma, no A (barriers, copies)", buf, t, h, chunk);
+  run<kDeg, kS, kS - 2, kDiagNoMma | kDiagNoA | kDiagNoCopies | kDiagNoChunkWork>("skeleton (barriers only)", buf,
+                                                                                  t, h, chunk);
 }
 
 }  // namespace

@@ -41,8 +41,6 @@
 
 namespace powerret::cuda {
 
-inline constexpr int kStateWgStages = 4;                               // ring of 64-token tiles
-inline constexpr int kStateWgLoadAhead = 2;                            // tiles in flight ahead of use
 inline constexpr int kStateWgConsumers = 4;                            // warps of the warpgroup
 inline constexpr int kStateWgThreads = (kStateWgConsumers + 1) * kWarpSize;  // + the gate warp
 inline constexpr int kStateWgM = 64;                                   // rows per wgmma
@@ -57,7 +55,7 @@ enum StateWgDiag : unsigned {
   kDiagNoChunkWork = 8,  // no S_enter writes and no decay at chunk starts (the gate barriers stay)
 };
 
-template <typename T, int kD, int kE, int kStages = kStateWgStages, int kStagingRows = kMmaScaleRows>
+template <typename T, int kD, int kE, int kStages, int kStagingRows = kMmaScaleRows>
 struct StateWgShared {
   static constexpr int kLdK = kD + 8;  // 16-byte row shift: conflict-free ldmatrix
   static constexpr int kVBytes = kStateMmaTokens * kE * 2;
@@ -79,6 +77,26 @@ constexpr int state_wg_staging_rows() {
   return kOneTile || (kE != 128 && 2 * kFull > 227 * 1024) ? kStateWgM : kMmaScaleRows;
 }
 
+// Bytes of dynamic shared memory a block asks for: its layout with the staging rows it uses (+ alignment slack).
+template <typename T, int kD, int kE, int kDeg, int kStages>
+constexpr int state_wg_smem() {
+  return static_cast<int>(sizeof(StateWgShared<T, kD, kE, kStages, state_wg_staging_rows<T, kD, kE, kDeg, kStages>()>)) +
+         1024;
+}
+
+// Stages of the K/V ring (the copies run kStages - 2 tiles ahead). p = 1 (one block per head walks the
+// sequence, latency-bound: few blocks) takes up to 8 stages within 160 KB; p = 2 takes 5 where two blocks per
+// SM still fit, else 4 (e = 128, one block per SM: 4, not measured otherwise). bench/RESULTS.md, session 6
+// (state_loop.sh per stage count).
+template <typename T, int kD, int kE, int kDeg>
+constexpr int state_wg_stages() {
+  constexpr int kBudget = kDeg == 1 ? 160 * 1024 : kE == 128 ? 0 : 227 * 1024 / 2 - 1024;
+  if constexpr (kDeg == 1 && state_wg_smem<T, kD, kE, kDeg, 8>() <= kBudget) return 8;
+  else if constexpr (kDeg == 1 && state_wg_smem<T, kD, kE, kDeg, 6>() <= kBudget) return 6;
+  else if constexpr (state_wg_smem<T, kD, kE, kDeg, 5>() <= kBudget) return 5;
+  else return 4;
+}
+
 // Named barriers: the warpgroup alone per tile; the gate warp meets it once per chunk, through a pair of
 // arrive / sync barriers (so its slow steps, the GPU-scope fence of the ready signal and the scan, never
 // hold up a tile):
@@ -90,7 +108,7 @@ enum StateWgBarrier : int { kBarTile = 1, kBarGates = 2, kBarStarted = 3, kBarMa
 
 // kStages tiles of shared memory, copies kAhead tiles ahead (the stage refilled at tile q's barrier held
 // tile q + kAhead - kStages, whose MMAs finished during tile q - 1: kAhead <= kStages - 2).
-template <typename T, int kD, int kE, int kDeg, int kStages = kStateWgStages, int kAhead = kStateWgLoadAhead,
+template <typename T, int kD, int kE, int kDeg, int kStages = state_wg_stages<T, kD, kE, kDeg>(), int kAhead = kStages - 2,
           unsigned kDiag = 0>
 __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     chunk_state_wgmma_kernel(detail::ForwardProblem problem, MmaWorkspace workspace) {
@@ -445,7 +463,7 @@ void launch_chunk_state_wgmma(const detail::ForwardProblem& problem, const MmaWo
                               cudaStream_t stream) {
   using Rows = PaddedRows<kD, kDeg>;
   constexpr int kCtas = Rows::kRowTiles;
-  constexpr int kSmem = static_cast<int>(sizeof(StateWgShared<T, kD, kE>)) + 1024;  // + alignment slack
+  constexpr int kSmem = state_wg_smem<T, kD, kE, kDeg, state_wg_stages<T, kD, kE, kDeg>()>();
   const auto kernel = chunk_state_wgmma_kernel<T, kD, kE, kDeg>;
   static SmemOptIn smem_opt_in;  // one per instantiation of this launcher, i.e. per kernel
   smem_opt_in.ensure(kernel, kSmem, problem.device, "chunk_state_wgmma");
