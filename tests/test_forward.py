@@ -161,6 +161,16 @@ def test_operands_one_element_past_alignment(rng, device, dtype):
     helpers.check_forward(f, y, state)
 
 
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_more_heads_than_sms(rng, device, dtype):
+    """p = 1 with b * h = 160 state blocks, more than an H100 or H200 has SMs (132): the tensor-core state
+    kernel then takes its 4-stage K/V ring; with one block per SM or fewer (every other test) the deep one."""
+    d, t = (4, 70) if device == "cpu" else (32, 333)
+    f = fwd(rng, device, dtype, b=2, t=t, hq=80, h=80, d=d, e=d, deg=1, gate="gated", init=True)
+    y, state = powerret.power_retention(f.q, f.k, f.v, f.log_g, **f.kwargs(return_final_state=True))
+    helpers.check_forward(f, y, state)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 @pytest.mark.parametrize("deg", [2, 3])
 def test_split_prefill_equals_one_prefill(rng, device, dtype, deg):

@@ -84,7 +84,7 @@ void run(const char* name, const Buffers& buf, int64_t t, int64_t h, int chunk) 
 
 template <int kDeg>
 void sweep(const Buffers& buf, int64_t t, int64_t h, int chunk) {
-  constexpr int kS = state_wg_stages<T, kD, kE, kDeg>();
+  constexpr int kS = state_wg_deep_stages<T, kD, kE, kDeg>();  // the ring at b = 1 (8 blocks at p = 1)
   run<kDeg, kS, kS - 2, 0>("default", buf, t, h, chunk);
   if constexpr (kS != 4) run<kDeg, 4, 2, 0>("other stage count", buf, t, h, chunk);
   if constexpr (kS != 5) run<kDeg, 5, 3, 0>("other stage count", buf, t, h, chunk);

@@ -84,17 +84,17 @@ constexpr int state_wg_smem() {
          1024;
 }
 
-// Stages of the K/V ring (the copies run kStages - 2 tiles ahead). p = 1 (one block per head walks the
-// sequence, latency-bound: few blocks) takes up to 8 stages within 160 KB; p = 2 takes 5 where two blocks per
-// SM still fit, else 4 (e = 128, one block per SM: 4, not measured otherwise). bench/RESULTS.md, session 6
-// (state_loop.sh per stage count).
+// Stages of the K/V ring (the copies run kStages - 2 tiles ahead). 4 by default. p = 1 launches with a deep
+// ring (up to 8 within 160 KB) when the grid has at most one block per SM: a block per head then walks the
+// sequence alone, latency-bound, and the deep ring made the forward 4 % faster at 64k, 5 % at 16k; with more
+// blocks the 4-stage ring keeps two blocks per SM. p = 2: 5 or 6 stages changed neither the kernel alone nor
+// the forward. bench/RESULTS.md, session 6.
+inline constexpr int kStateWgStages = 4;
 template <typename T, int kD, int kE, int kDeg>
-constexpr int state_wg_stages() {
-  constexpr int kBudget = kDeg == 1 ? 160 * 1024 : kE == 128 ? 0 : 227 * 1024 / 2 - 1024;
-  if constexpr (kDeg == 1 && state_wg_smem<T, kD, kE, kDeg, 8>() <= kBudget) return 8;
-  else if constexpr (kDeg == 1 && state_wg_smem<T, kD, kE, kDeg, 6>() <= kBudget) return 6;
-  else if constexpr (state_wg_smem<T, kD, kE, kDeg, 5>() <= kBudget) return 5;
-  else return 4;
+constexpr int state_wg_deep_stages() {
+  if constexpr (kDeg == 1 && state_wg_smem<T, kD, kE, kDeg, 8>() <= 160 * 1024) return 8;
+  else if constexpr (kDeg == 1 && state_wg_smem<T, kD, kE, kDeg, 6>() <= 160 * 1024) return 6;
+  else return kStateWgStages;
 }
 
 // Named barriers: the warpgroup alone per tile; the gate warp meets it once per chunk, through a pair of
@@ -108,7 +108,7 @@ enum StateWgBarrier : int { kBarTile = 1, kBarGates = 2, kBarStarted = 3, kBarMa
 
 // kStages tiles of shared memory, copies kAhead tiles ahead (the stage refilled at tile q's barrier held
 // tile q + kAhead - kStages, whose MMAs finished during tile q - 1: kAhead <= kStages - 2).
-template <typename T, int kD, int kE, int kDeg, int kStages = state_wg_stages<T, kD, kE, kDeg>(), int kAhead = kStages - 2,
+template <typename T, int kD, int kE, int kDeg, int kStages = kStateWgStages, int kAhead = kStages - 2,
           unsigned kDiag = 0>
 __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     chunk_state_wgmma_kernel(detail::ForwardProblem problem, MmaWorkspace workspace) {
@@ -458,18 +458,30 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 #endif
 }
 
+template <typename T, int kD, int kE, int kDeg, int kStages>
+void launch_chunk_state_wgmma_ring(const detail::ForwardProblem& problem, const MmaWorkspace& workspace,
+                                   int64_t blocks, cudaStream_t stream) {
+  constexpr int kSmem = state_wg_smem<T, kD, kE, kDeg, kStages>();
+  const auto kernel = chunk_state_wgmma_kernel<T, kD, kE, kDeg, kStages>;
+  static SmemOptIn smem_opt_in;  // one per instantiation of this launcher, i.e. per kernel
+  smem_opt_in.ensure(kernel, kSmem, problem.device, "chunk_state_wgmma");
+  const dim3 grid(grid_x(blocks, "chunk_state_wgmma"));
+  kernel<<<grid, kStateWgThreads, kSmem, stream>>>(problem, workspace);
+  POWERRET_CUDA_CHECK_LAUNCH("chunk_state_wgmma");
+}
+
 template <typename T, int kD, int kE, int kDeg>
 void launch_chunk_state_wgmma(const detail::ForwardProblem& problem, const MmaWorkspace& workspace,
                               cudaStream_t stream) {
-  using Rows = PaddedRows<kD, kDeg>;
-  constexpr int kCtas = Rows::kRowTiles;
-  constexpr int kSmem = state_wg_smem<T, kD, kE, kDeg, state_wg_stages<T, kD, kE, kDeg>()>();
-  const auto kernel = chunk_state_wgmma_kernel<T, kD, kE, kDeg>;
-  static SmemOptIn smem_opt_in;  // one per instantiation of this launcher, i.e. per kernel
-  smem_opt_in.ensure(kernel, kSmem, problem.device, "chunk_state_wgmma");
-  const dim3 grid(grid_x(problem.b * problem.h * kCtas, "chunk_state_wgmma"));
-  kernel<<<grid, kStateWgThreads, kSmem, stream>>>(problem, workspace);
-  POWERRET_CUDA_CHECK_LAUNCH("chunk_state_wgmma");
+  const int64_t blocks = problem.b * problem.h * PaddedRows<kD, kDeg>::kRowTiles;
+  constexpr int kDeep = state_wg_deep_stages<T, kD, kE, kDeg>();
+  if constexpr (kDeep != kStateWgStages) {
+    if (blocks <= sm_count(problem.device)) {
+      launch_chunk_state_wgmma_ring<T, kD, kE, kDeg, kDeep>(problem, workspace, blocks, stream);
+      return;
+    }
+  }
+  launch_chunk_state_wgmma_ring<T, kD, kE, kDeg, kStateWgStages>(problem, workspace, blocks, stream);
 }
 
 }  // namespace powerret::cuda
