@@ -11,8 +11,9 @@
 //   z. A fragments rotate through kARing register sets (4; e = 128: 2, for registers): a step overwrites
 //   the set of step s - kARing after wait<kARing - 1>, so up to kARing - 1 steps' MMAs run while the next
 //   A is formed.
-//   K and V tiles of 64 tokens stream through a ring of 4 stages (cp.async by the warpgroup's threads,
-//   fixed pieces each, two tiles ahead: the stage refilled at tile q held tile q - 2, whose MMAs were
+//   K and V tiles of 64 tokens stream through a ring of kStages stages (4; p = 1 grids of at most one block
+//   per SM: up to 8, state_wg_deep_stages), by cp.async from the warpgroup's threads, fixed pieces each,
+//   kStages - 2 tiles ahead (at 4 stages: the stage refilled at tile q held tile q - 2, whose MMAs were
 //   complete before step 3 of tile q - 1 began). The gate warp scans chunk n + 1's gates while the
 //   warpgroup works on chunk n. (One warp issuing every copy, 32 per lane and tile, was the bottleneck
 //   of the first version: ~2250 clocks per tile on the H100.)
