@@ -10,9 +10,17 @@
 //   cluster_arrive_relaxed(n)  an arrive without release: for a barrier that only proves this CTA runs (it
 //                             publishes nothing). The release form waits for every memory access of the
 //                             thread in flight (SASS: ERRBAR), loads included.
+//   cluster_smem_addr(p, rank)  shared variable p of CTA `rank`, as a shared::cluster address (for st.async)
+//   cluster_store_async(addr, x, bar)  st.async of one float into a peer's shared memory; its 4 bytes count
+//                             against the peer's mbarrier `bar` (a shared::cluster address of the same CTA).
+//                             The receiver announces the bytes it expects (mbarrier.arrive.expect_tx) and
+//                             waits on the barrier's phase: no cluster barrier and no release fence, so the
+//                             sender's own stores to global memory in flight are not waited for.
 #pragma once
 
 #include <cooperative_groups.h>
+
+#include <cstdint>
 
 namespace powerret::cuda {
 
@@ -34,6 +42,19 @@ template <typename T>
 __device__ __forceinline__ T* cluster_peer(T* p, int rank, int cluster_size) {
   return cluster_size > 1 ? cooperative_groups::this_cluster().map_shared_rank(p, static_cast<unsigned int>(rank))
                           : p;
+}
+
+
+__device__ __forceinline__ uint32_t cluster_smem_addr(const void* p, int rank) {
+  const auto local = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+  uint32_t remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(local), "r"(rank));
+  return remote;
+}
+__device__ __forceinline__ void cluster_store_async(uint32_t addr, float value, uint32_t bar) {
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [%0], %1, [%2];\n" ::"r"(addr),
+               "r"(__float_as_uint(value)), "r"(bar)
+               : "memory");
 }
 
 }  // namespace powerret::cuda

@@ -20,9 +20,11 @@
 //              num partial += phi(q~)[r] S[r];  S[r] <- a S[r] + phi(k)[r] v
 // Reduction: row lanes of a warp by shuffles, warps through shared memory, the CTAs of the cluster through
 // distributed shared memory: output o belongs to CTA o % split, and each CTA pushes its partial num / den of
-// o into that owner's shared memory (one slot per peer), then one cluster barrier; the owner sums the slots
-// in rank order (deterministic; no atomics, no workspace, one launch). Nothing reads a peer after that
-// barrier, so CTAs exit without a second one (an early arrive at the start proves the peers run first).
+// o into that owner's shared memory (one slot per peer) by st.async, counted by the owner's mbarrier; the
+// owner waits for the bytes it expects and sums the slots in rank order (deterministic; no atomics, no
+// workspace, one launch). No cluster barrier at the end: a release arrive would wait for the CTA's state
+// stores in flight (session 5's profile: ERRBAR), and the owner stays until its bytes have arrived. An
+// early arrive / wait pair proves the peers run (and their mbarriers exist) before anything is pushed.
 // GQA: kHeads <= 8 query heads share each read of the state (kVec accumulators per head and thread); a
 // group of more than 8 heads takes ceil(group / 8) passes over the CTA's rows, each reading the old state,
 // the last one writing it back (the register budget of a pass is 8 heads).
@@ -32,6 +34,7 @@
 #include <cstdint>
 
 #include "api/problem.hpp"
+#include "cuda/common/async_copy.cuh"
 #include "cuda/common/cluster.cuh"
 #include "cuda/common/device_info.hpp"
 #include "cuda/common/dtype.cuh"
@@ -128,6 +131,7 @@ __global__ void __launch_bounds__(kDecodeThreads, DecodeTile<kE, kHeads, kVec>::
   // CTA, [peer][o / split] (peer-major, ceil(heads e / split) per peer); and every CTA's phi(q~)^T z_old.
   __shared__ float sGatherNum[kHeads * kE + kMaxClusterSize];
   __shared__ float sGatherDen[kMaxClusterSize][kHeads];
+  __shared__ uint64_t sGatherBar;  // counts the pushed bytes of sGatherNum / sGatherDen (phase = pass & 1)
   __shared__ __align__(16) float sWork[Tile::kWorkFloats];  // phi buffers [2][1 + kHeads][256], then row partials
 
   const int tid = static_cast<int>(threadIdx.x), warp = tid / kWarpSize, lane = tid % kWarpSize;
@@ -169,8 +173,20 @@ __global__ void __launch_bounds__(kDecodeThreads, DecodeTile<kE, kHeads, kVec>::
       mY[o] = from_float<T>(0.f);
     return;
   }
+  // Bytes the peers push into this CTA's gather slots in a pass of `heads` query heads: num of the outputs
+  // o < heads e with o % split == rank from each peer, and kHeads dens from each peer.
+  const auto gather_bytes = [&](int heads) {
+    const int outputs = (heads * kE - rank + n_split - 1) / n_split;
+    return static_cast<uint32_t>(n_split * (outputs + kHeads) * sizeof(float));
+  };
+  if (n_split > 1 && tid == 0) {
+    mbar_init(&sGatherBar, 1);
+    mbar_expect_and_load(&sGatherBar, gather_bytes(heads0));  // the arrival of phase 0, with its bytes
+    fence_mbarrier_init();  // visible to the peers' st.async after the cluster wait below
+  }
   // This CTA runs (its shared memory may be written by peers after the matching wait). Relaxed: it publishes
-  // nothing, and the release form would first wait for the prologue's loads (ncu, session 5: ERRBAR).
+  // nothing but the mbarrier (fenced above), and the release form would first wait for the prologue's loads
+  // (ncu, session 5: ERRBAR).
   cluster_arrive_relaxed(n_split);
   const int row0 = rank * split.rows_per_cta;
   const int rows = max(0, min(split.rows_per_cta, D - row0));       // this CTA's rows (0 for a trailing rank)
@@ -322,26 +338,39 @@ __global__ void __launch_bounds__(kDecodeThreads, DecodeTile<kE, kHeads, kVec>::
       }
     }
     __syncthreads();
-    // ---- push this CTA's partials to their owners (output o: CTA o % split), then one cluster barrier; each
-    // CTA sums what it owns in rank order from its own shared memory (deterministic), and nothing reads a
-    // peer's memory after the barrier, so no second barrier keeps CTAs alive.
+    // ---- push this CTA's partials to their owners (output o: CTA o % split) by st.async; each owner waits
+    // for the bytes it expects, then sums what it owns in rank order from its own shared memory
+    // (deterministic). Nothing reads a peer's memory, and an owner stays until its bytes have landed.
     const int per = (heads * kE + n_split - 1) / n_split;  // outputs per owner (slots per peer)
     cluster_wait(n_split);  // every peer runs (pass 0) / is done with its gather of the last pass
     for (int o = tid; o < heads * kE; o += kDecodeThreads) {
       float num = 0.f;
 #pragma unroll
       for (int s = 0; s < Tile::kRedSlots; ++s) num += sRed[s * kHeads * kE + o];
-      cluster_peer(&sGatherNum[0], o % n_split, n_split)[rank * per + o / n_split] = num;
+      const int owner = o % n_split, slot = rank * per + o / n_split;
+      if (n_split > 1) {
+        cluster_store_async(cluster_smem_addr(&sGatherNum[slot], owner), num, cluster_smem_addr(&sGatherBar, owner));
+      } else {
+        sGatherNum[slot] = num;
+      }
     }
     for (int x = tid; x < n_split * kHeads; x += kDecodeThreads) {
-      const int hd = x % kHeads;
+      const int hd = x % kHeads, owner = x / kHeads;
       float den = 0.f;
 #pragma unroll
       for (int w = 0; w < kDecodeWarps; ++w) den += sDenWarp[w][hd];
-      cluster_peer(&sGatherDen[0][0], x / kHeads, n_split)[rank * kHeads + hd] = den;
+      if (n_split > 1) {
+        cluster_store_async(cluster_smem_addr(&sGatherDen[rank][hd], owner), den,
+                            cluster_smem_addr(&sGatherBar, owner));
+      } else {
+        sGatherDen[rank][hd] = den;
+      }
     }
-    cluster_arrive(n_split);
-    cluster_wait(n_split);  // every CTA's partials are in their owners' shared memory
+    if (n_split > 1) {
+      mbar_wait(&sGatherBar, static_cast<uint32_t>(pass & 1));  // every peer's partials have landed here
+    } else {
+      __syncthreads();
+    }
     for (int j = tid; rank + j * n_split < heads * kE; j += kDecodeThreads) {
       const int o = rank + j * n_split, hd = o / kE, c = o % kE;
       float num = 0.f, den = 0.f;
@@ -355,7 +384,12 @@ __global__ void __launch_bounds__(kDecodeThreads, DecodeTile<kE, kHeads, kVec>::
       const float out = problem.normalize ? (den == 0.f ? 0.f : num / den) : num;
       mY[(h0 + hd) * kE + c] = from_float<T>(out);
     }
-    if (pass + 1 < passes) cluster_arrive(n_split);  // this CTA's gather may be overwritten by the next pass
+    if (pass + 1 < passes) {  // the next pass's bytes are announced before any peer may push them
+      if (n_split > 1 && tid == 0) {
+        mbar_expect_and_load(&sGatherBar, gather_bytes(static_cast<int>(std::min<int64_t>(kHeads, group - h0 - kHeads))));
+      }
+      cluster_arrive(n_split);  // this CTA's gather may be overwritten by the next pass
+    }
   }
 }
 
