@@ -238,7 +238,7 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
   const bool prev_reset = may_reset && sm.rp[c - 1] >= 0;
   const bool inter = (n > 0 || problem.s0 != nullptr) && !prev_reset;  // else the entering state is 0 / replaced
   if (inter) {  // every state block of this head has written S_enter[n] (and its fp16 scales)
-    if (threadIdx.x == kWarpSize) wait_ready(workspace.ready + slot, Shared::kScaleTiles * kReadyUnits);
+    if (threadIdx.x == kWarpSize) wait_ready(workspace.ready + slot, Shared::kScaleTiles);
     __syncthreads();
   }
   if constexpr (kScaled) {

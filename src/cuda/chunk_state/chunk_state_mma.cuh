@@ -239,7 +239,7 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
   for (int64_t q = 0; q < n_tiles; ++q) {
     cp_async_wait<kStateMmaStages - 2>();
     __syncthreads();  // tile q, the gates of its chunk visible; every warp done with tile q - 1's stage
-    if (written >= 0 && threadIdx.x == 0) signal_ready(workspace.ready + bh * n_chunks + written, kReadyUnits);
+    if (written >= 0 && threadIdx.x == 0) signal_ready(workspace.ready + bh * n_chunks + written);
     written = -1;
     if (q + kStateMmaStages - 1 < n_tiles) load_tile(q + kStateMmaStages - 1, st_load);
     cp_async_commit();
@@ -302,7 +302,7 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
   cp_async_wait<0>();
   if (written >= 0) {  // the last tile started a chunk
     __syncthreads();
-    if (threadIdx.x == 0) signal_ready(workspace.ready + bh * n_chunks + written, kReadyUnits);
+    if (threadIdx.x == 0) signal_ready(workspace.ready + bh * n_chunks + written);
   }
 
   // ---- the final state S = w u, z = w z_u (fp32, public rows i <= j) -----------------------------------

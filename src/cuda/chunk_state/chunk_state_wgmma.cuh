@@ -98,16 +98,6 @@ constexpr int state_wg_deep_stages() {
   else return kStateWgStages;
 }
 
-// Blocks per 128 rows (a column split of e): bf16 e = 128 runs as two blocks of 64 columns. A block of 128 x 128
-// fits once per SM (registers, shared memory), so d = 128 (576 blocks at b = 1, h = 8) ran in 4.4 waves of one
-// latency-bound walk per SM; two 64-column blocks fit twice per SM and each walks a shorter chain per tile (the
-// A fragments are formed twice, K is read twice, mostly from L2). fp16 keeps one block: its entering states
-// carry one power-of-two scale per 128 rows, which both halves would have to agree on.
-template <typename T, int kE>
-constexpr int state_wg_split() {
-  return kE == 128 && std::is_same_v<T, __nv_bfloat16> ? 2 : 1;
-}
-
 // Named barriers: the warpgroup alone per tile; the gate warp meets it once per chunk, through a pair of
 // arrive / sync barriers (so its slow steps, the GPU-scope fence of the ready signal and the scan, never
 // hold up a tile):
@@ -119,17 +109,12 @@ enum StateWgBarrier : int { kBarTile = 1, kBarGates = 2, kBarStarted = 3, kBarMa
 
 // kStages tiles of shared memory, copies kAhead tiles ahead (the stage refilled at tile q's barrier held
 // tile q + kAhead - kStages, whose MMAs finished during tile q - 1: kAhead <= kStages - 2).
-// kSplit > 1: the problem's e = kSplit kE columns are split over kSplit blocks per 128 rows (block `part`
-// owns columns [part kE, part kE + kE)); see state_wg_split.
 template <typename T, int kD, int kE, int kDeg, int kStages = kStateWgStages, int kAhead = kStages - 2,
-          unsigned kDiag = 0, int kSplit = 1>
+          unsigned kDiag = 0>
 __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     chunk_state_wgmma_kernel(detail::ForwardProblem problem, MmaWorkspace workspace) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   static_assert(kAhead >= 1 && kAhead <= kStages - 2, "the refilled stage must be free");
-  constexpr int kEAll = kE * kSplit;  // the problem's e: the row stride of V, W, the initial and final states
-  static_assert(kSplit == 1 || !std::is_same_v<T, __half>, "fp16 scales are per 128 rows: no column split");
-  static_assert(kReadyUnits % kSplit == 0, "each block of a split signals a whole share of the tile's units");
   using Rows = PaddedRows<kD, kDeg>;
   constexpr int kStagingRows = state_wg_staging_rows<T, kD, kE, kDeg, kStages>();
   using Shared = StateWgShared<T, kD, kE, kStages, kStagingRows>;
@@ -153,12 +138,8 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   const int lane = threadIdx.x % kWarpSize;
   const bool gate_warp = warp == kStateWgConsumers;
   const int g = lane / 4, tq = lane % 4;
-  // this block's part of a column split: neighbours share rows (and K). Read from blockIdx where used (a special
-  // register): kept live across the tile loop it spilled the kernel at the 168-register cap (d = 128).
-  const auto block_part = [] { return kSplit == 1 ? 0 : static_cast<int>(blockIdx.x % kSplit); };
-  const int64_t row_block = blockIdx.x / kSplit;
-  const int64_t bh = row_block / kCtas;
-  const int cta = static_cast<int>(row_block % kCtas);
+  const int64_t bh = blockIdx.x / kCtas;
+  const int cta = blockIdx.x % kCtas;
   const int64_t h = problem.h, t = problem.t, n_chunks = problem.n_chunks;
   const int64_t b = bh / h, hk = bh % h;
   const int c = problem.chunk;
@@ -199,7 +180,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
      // the loads are unconditional, from a valid address (workspace.ready) where there is no initial state
     const bool load = problem.s0 != nullptr;
     const float* dummy = reinterpret_cast<const float*>(workspace.ready);
-    const float* gS0 = load ? problem.s0 + bh * problem.D * kEAll : dummy;
+    const float* gS0 = load ? problem.s0 + bh * problem.D * kE : dummy;
     const float* gZ0 = load ? problem.z0 + bh * problem.D : dummy;
 #pragma unroll
     for (int mt = 0; mt < kMt; ++mt) {
@@ -209,9 +190,9 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       const float inv_lo = 1.f / Rows::phi_weight(i_row[mt], j_lo), inv_hi = 1.f / Rows::phi_weight(i_row[mt], j_hi);
 #pragma unroll
       for (int nt = 0; nt < kNt; ++nt) {
-        const int col = on ? block_part() * kE + nt * 8 + 2 * tq : 0;
-        const float x0 = gS0[r_lo * kEAll + col], x1 = gS0[r_lo * kEAll + col + (on ? 1 : 0)];
-        const float x2 = gS0[r_hi * kEAll + col], x3 = gS0[r_hi * kEAll + col + (on ? 1 : 0)];
+        const int col = on ? nt * 8 + 2 * tq : 0;
+        const float x0 = gS0[r_lo * kE + col], x1 = gS0[r_lo * kE + col + (on ? 1 : 0)];
+        const float x2 = gS0[r_hi * kE + col], x3 = gS0[r_hi * kE + col + (on ? 1 : 0)];
         acc[mt][4 * nt + 0] = on ? x0 * inv_lo : 0.f;
         acc[mt][4 * nt + 1] = on ? x1 * inv_lo : 0.f;
         acc[mt][4 * nt + 2] = on ? x2 * inv_hi : 0.f;
@@ -233,9 +214,9 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   constexpr int kKRowStep = kConsumerThreads / kKPieces, kVRowStep = kConsumerThreads / kVPieces;
   const int k_row0 = threadIdx.x / kKPieces, k_piece = threadIdx.x % kKPieces;
   const int v_row0 = threadIdx.x / kVPieces, v_piece = threadIdx.x % kVPieces;
-  const int64_t tok_stride_k = h * kD, tok_stride_v = h * kEAll;
+  const int64_t tok_stride_k = h * kD, tok_stride_v = h * kE;
   const T* gK = mK + (b * t * h + hk) * kD + k_row0 * tok_stride_k + k_piece * 8;  // this thread's piece, tile 0
-  const T* gV = mV + (b * t * h + hk) * kEAll + block_part() * kE + v_row0 * tok_stride_v + v_piece * 8;
+  const T* gV = mV + (b * t * h + hk) * kE + v_row0 * tok_stride_v + v_piece * 8;
   uint32_t v_off[kVPasses];  // swizzled byte offsets in a stage
 #pragma unroll
   for (int p = 0; p < kVPasses; ++p) v_off[p] = mn_swizzled_offset<kE>(v_piece * 8, v_row0 + p * kVRowStep);
@@ -292,7 +273,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     constexpr int kRounds = kMt * kStateWgM / kStagingRows, kMtPerRound = kMt / kRounds;
     constexpr int kRoundTiles = kStagingRows / kMmaTile;
     const int valid_tiles = std::min(kMt * kStateWgConsumers, Rows::kTiles - cta * (kMmaScaleRows / kMmaTile));
-    T* gW = static_cast<T*>(workspace.states) + (slot * Rows::kRows + cta * kMmaScaleRows) * kEAll;
+    T* gW = static_cast<T*>(workspace.states) + (slot * Rows::kRows + cta * kMmaScaleRows) * kE;
     const int lane_row = (lane & 7) + ((lane >> 3) & 1) * 8, lane_piece = lane >> 4;  // stmatrix's addresses
     constexpr int kPiecesPerThread = kStagingRows * kE / 8 / kConsumerThreads;
     constexpr int kCopyBatch = kPiecesPerThread < 4 ? kPiecesPerThread : 4;  // 16-byte pieces in registers at once
@@ -315,7 +296,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
                                  pack2<T>(f * acc[mt][4 * nt + 6], f * acc[mt][4 * nt + 7])};
           stmatrix_x4(&sm.staging[0][0] + entering_offset<kE>(row, (nt + lane_piece) * 8), x);
         }
-        if (tq == 0) {  // both parts of a split write the same z (identical MMAs on identical operands)
+        if (tq == 0) {
           T* gZ = static_cast<T*>(workspace.zs) + slot * Rows::kRows + prow(mt);
           gZ[0] = from_float<T>(f * accz[mt][0]);
           gZ[8] = from_float<T>(f * accz[mt][2]);
@@ -323,14 +304,8 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       }
       bar_sync(kBarMax, kConsumerThreads);  // staged
       const int pieces = (std::min(valid_tiles, (round + 1) * kRoundTiles) - round * kRoundTiles) * kMmaTile * (kE / 8);
-      // 16-byte pieces: the staged rows are whole 8-row atoms of kE columns (kE pieces each); in the
-      // workspace an 8-row group holds the atoms of all kEAll columns, this block's at atom `part`
       const uint4* src = reinterpret_cast<const uint4*>(&sm.staging[0][0]);
-      // thread x's pieces x + i 128 lie whole 8-row groups apart (128 % kE == 0): one address, constant offsets
-      static_assert(kConsumerThreads % kE == 0, "a pass of the copy covers whole 8-row groups");
-      constexpr int kPassPieces = kConsumerThreads / kE * kEAll;  // workspace pieces between a thread's pieces
-      uint4* dst = reinterpret_cast<uint4*>(gW) + (round * kStagingRows / 8) * kEAll + block_part() * kE +
-                   (threadIdx.x / kE) * kEAll + threadIdx.x % kE;
+      uint4* dst = reinterpret_cast<uint4*>(gW + round * kStagingRows * kE);
 #pragma unroll
       for (int b0 = 0; b0 < kPiecesPerThread; b0 += kCopyBatch) {
         uint4 x[kCopyBatch];
@@ -342,7 +317,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 #pragma unroll
         for (int i = 0; i < kCopyBatch; ++i) {
           const int idx = threadIdx.x + (b0 + i) * kConsumerThreads;
-          if (idx < pieces) dst[(b0 + i) * kPassPieces] = x[i];
+          if (idx < pieces) dst[idx] = x[i];
         }
       }
     }
@@ -361,8 +336,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
         load_gates(n + 2);
         bar_arrive(kBarGates, kStateWgThreads);
       }
-      if ((n > 0 || problem.s0 != nullptr) && lane == 0)
-        signal_ready(workspace.ready + bh * n_chunks + n, kReadyUnits / kSplit);
+      if ((n > 0 || problem.s0 != nullptr) && lane == 0) signal_ready(workspace.ready + bh * n_chunks + n);
     }
     return;
   }
@@ -472,26 +446,24 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 
   // ---- the final state S = w u, z = w z_u (fp32, public rows i <= j) -----------------------------------
   if (problem.s_out != nullptr) {
-    float* gS = problem.s_out + bh * problem.D * kEAll;
+    float* gS = problem.s_out + bh * problem.D * kE;
     float* gZ = problem.z_out + bh * problem.D;
 #pragma unroll
     for (int mt = 0; mt < kMt; ++mt) {
       if (!active[mt]) continue;
-      Rows::template write_final<kEAll, kNt>(
-          gS, gZ, i_row[mt], jb[mt], g, tq, block_part() * kE, tq == 0 && block_part() == 0,
-          [&](int nt, int q) { return acc[mt][4 * nt + q]; },
+      Rows::template write_final<kE, kNt>(
+          gS, gZ, i_row[mt], jb[mt], g, tq, 0, tq == 0, [&](int nt, int q) { return acc[mt][4 * nt + q]; },
           [&](int half) { return accz[mt][2 * half]; });
     }
   }
 #endif
 }
 
-// kE: the block's columns (the problem's e / kSplit)
-template <typename T, int kD, int kE, int kDeg, int kStages, int kSplit>
+template <typename T, int kD, int kE, int kDeg, int kStages>
 void launch_chunk_state_wgmma_ring(const detail::ForwardProblem& problem, const MmaWorkspace& workspace,
                                    int64_t blocks, cudaStream_t stream) {
   constexpr int kSmem = state_wg_smem<T, kD, kE, kDeg, kStages>();
-  const auto kernel = chunk_state_wgmma_kernel<T, kD, kE, kDeg, kStages, kStages - 2, 0u, kSplit>;
+  const auto kernel = chunk_state_wgmma_kernel<T, kD, kE, kDeg, kStages>;
   static SmemOptIn smem_opt_in;  // one per instantiation of this launcher, i.e. per kernel
   smem_opt_in.ensure(kernel, kSmem, problem.device, "chunk_state_wgmma");
   const dim3 grid(grid_x(blocks, "chunk_state_wgmma"));
@@ -502,16 +474,15 @@ void launch_chunk_state_wgmma_ring(const detail::ForwardProblem& problem, const 
 template <typename T, int kD, int kE, int kDeg>
 void launch_chunk_state_wgmma(const detail::ForwardProblem& problem, const MmaWorkspace& workspace,
                               cudaStream_t stream) {
-  constexpr int kSplit = state_wg_split<T, kE>(), kEB = kE / kSplit;
-  const int64_t blocks = problem.b * problem.h * PaddedRows<kD, kDeg>::kRowTiles * kSplit;
-  constexpr int kDeep = state_wg_deep_stages<T, kD, kEB, kDeg>();
+  const int64_t blocks = problem.b * problem.h * PaddedRows<kD, kDeg>::kRowTiles;
+  constexpr int kDeep = state_wg_deep_stages<T, kD, kE, kDeg>();
   if constexpr (kDeep != kStateWgStages) {
     if (blocks <= sm_count(problem.device)) {
-      launch_chunk_state_wgmma_ring<T, kD, kEB, kDeg, kDeep, kSplit>(problem, workspace, blocks, stream);
+      launch_chunk_state_wgmma_ring<T, kD, kE, kDeg, kDeep>(problem, workspace, blocks, stream);
       return;
     }
   }
-  launch_chunk_state_wgmma_ring<T, kD, kEB, kDeg, kStateWgStages, kSplit>(problem, workspace, blocks, stream);
+  launch_chunk_state_wgmma_ring<T, kD, kE, kDeg, kStateWgStages>(problem, workspace, blocks, stream);
 }
 
 }  // namespace powerret::cuda

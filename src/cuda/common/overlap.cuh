@@ -3,11 +3,8 @@
 //   allow_dependents()    the primary grid lets the dependent grid start launching blocks now
 //                         (once every primary block has called it or exited)
 //   wait_primary()        the dependent waits for the primary grid to finish, its writes visible
-//   signal_ready(c, u)    after a block barrier: c += u with release semantics at GPU scope, which orders
-//                         the block's earlier global writes (ordered before it by the barrier) before it.
-//                         The state kernels count kReadyUnits per 128-row tile of a head and chunk: a block
-//                         that owns a whole tile adds kReadyUnits, one of the kSplit blocks sharing a tile
-//                         (column split) adds kReadyUnits / kSplit, so readers wait for the same total
+//   signal_ready(c)       after a block barrier: c += 1 with release semantics at GPU scope, which orders
+//                         the block's earlier global writes (ordered before it by the barrier) before it
 //   wait_ready(c, n)      one thread: spin until c >= n (acquire); the caller then barriers its block
 // Without sm_90 (never built here: the library targets sm_90a) the launch primitives are no-ops.
 #pragma once
@@ -15,8 +12,6 @@
 #include <cstdint>
 
 namespace powerret::cuda {
-
-inline constexpr int32_t kReadyUnits = 2;  // per 128-row tile of a head, chunk and state kernel (see above)
 
 __device__ __forceinline__ void allow_dependents() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -33,8 +28,8 @@ __device__ __forceinline__ void wait_primary() {
 // Called by one thread after a barrier that follows the block's writes. A release reduction rather than
 // __threadfence() + atomicAdd: __threadfence() is a sequentially consistent fence, and the signalling
 // thread waited in it for its outstanding memory operations at every chunk.
-__device__ __forceinline__ void signal_ready(int32_t* counter, int32_t units) {
-  asm volatile("red.release.gpu.global.add.s32 [%0], %1;\n" ::"l"(counter), "r"(units) : "memory");
+__device__ __forceinline__ void signal_ready(int32_t* counter) {
+  asm volatile("red.release.gpu.global.add.s32 [%0], 1;\n" ::"l"(counter) : "memory");
 }
 
 __device__ __forceinline__ void wait_ready(const int32_t* counter, int32_t target) {
