@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The output kernel (chunk_output_mma) at short t on the GPU machine: builds and installs a ci build of
+# powerret (bf16, d = e = 64, p = 1, 2), then ncu's launch, occupancy, warp-state and speed-of-light sections
+# of chunk_output_mma at t = T (default 4096) for p = 1 and 2, and the 40 hottest SASS lines (stall samples)
+# at p = 1. Written to find why one 128-query block of it lives tens of microseconds at p = 1 (ncu: 41 us for
+# 256 blocks, one wave) for a few hundred mma.sync per warp.
+#   bench/diag/output_profile.sh OUT_DIR [T]
+set -uo pipefail
+top=${1:?usage: bench/diag/output_profile.sh OUT_DIR [T]}
+t=${2:-4096}
+name=output_profile
+source "$(dirname "$0")/common.sh"
+if compgen -G ".whl/*.whl" > /dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl 2>/dev/null
+  export PYTHONPATH=/tmp/site
+fi
+POWERRET_CUDA=ON POWERRET_INSTANTIATIONS=ci python3 -m pip install --no-build-isolation --no-deps . \
+  -C build-dir=/tmp/op_build > "$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
+ref="--op forward --b 1 --h 8 --d 64 --dtype bf16 --gated --t $t --iters 1 --warmup 0"
+for p in 1 2; do
+  timeout 200 ncu --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+    --section SchedulerStats -k regex:chunk -c 2 "$bin" $ref --deg $p > "$out/ncu-p$p.txt" 2>&1
+  echo "== p=$p t=$t"
+  grep -E "chunk_.*Context|Duration|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Block Limit|Warp Cycles Per Issued|Dynamic Shared|Waves Per SM|Stall|Active Warps|Eligible" "$out/ncu-p$p.txt"
+done
+timeout 200 ncu --section SourceCounters --section WarpStateStats -k regex:chunk_output -c 1 -f -o /tmp/op_out \
+  "$bin" $ref --deg 1 > /dev/null 2>&1
+ncu --import /tmp/op_out.ncu-rep --page source --print-source sass --csv > "$out/output-sass-p1.csv" 2>&1
+python3 - "$out/output-sass-p1.csv" <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+head = next(i for i, r in enumerate(rows) if any("Source" in c for c in r))
+cols = rows[head]
+key = next((i for i, c in enumerate(cols) if "Sampling" in c and "All" in c), None)
+src = next(i for i, c in enumerate(cols) if c == "Source")
+if key is None:
+    sys.exit("no sampling column")
+data = [r for r in rows[head + 1:] if len(r) > key and r[key].replace(".", "").isdigit()]
+total = sum(float(r[key]) for r in data) or 1
+print(f"== output kernel p=1: {int(total)} samples, hottest SASS lines")
+for r in sorted(data, key=lambda r: -float(r[key]))[:40]:
+    print(f"{100 * float(r[key]) / total:5.1f}%  {r[src][:100]}")
+PY
