@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The output kernel (chunk_output_mma) at short t on the GPU machine: builds and installs a ci build of
 # powerret (bf16, d = e = 64, p = 1, 2), then ncu's launch, occupancy, warp-state and speed-of-light sections
-# of chunk_output_mma at t = T (default 4096) for p = 1 and 2, and the 40 hottest SASS lines (stall samples)
-# at p = 1. Written to find why one 128-query block of it lives tens of microseconds at p = 1 (ncu: 41 us for
-# 256 blocks, one wave) for a few hundred mma.sync per warp.
+# of the forward kernels at t = T (default 4096) for p = 1 and 2, then per degree in POWERRET_DIAG_SASS_DEGS
+# (default 1) the output kernel's hottest SASS lines (stall samples) and its instruction mix. Written when one
+# 128-query block lived ~40 us at p = 1 (41 us for 256 blocks, one wave) for a few hundred mma.sync per warp:
+# the block is instruction-bound (~4500 instructions per warp, 3 % of them HMMA; session 7).
 #   bench/diag/output_profile.sh OUT_DIR [T]
 set -uo pipefail
 top=${1:?usage: bench/diag/output_profile.sh OUT_DIR [T]}
@@ -23,21 +24,32 @@ for p in 1 2; do
   echo "== p=$p t=$t"
   grep -E "chunk_.*Context|Duration|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Block Limit|Warp Cycles Per Issued|Dynamic Shared|Waves Per SM|Stall|Active Warps|Eligible" "$out/ncu-p$p.txt"
 done
+for p in ${POWERRET_DIAG_SASS_DEGS:-1}; do
 timeout 200 ncu --section SourceCounters --section WarpStateStats -k regex:chunk_output -c 1 -f -o /tmp/op_out \
-  "$bin" $ref --deg 1 > /dev/null 2>&1
-ncu --import /tmp/op_out.ncu-rep --page source --print-source sass --csv > "$out/output-sass-p1.csv" 2>&1
-python3 - "$out/output-sass-p1.csv" <<'PY'
-import csv, sys
+  "$bin" $ref --deg $p > /dev/null 2>&1
+ncu --import /tmp/op_out.ncu-rep --page source --print-source sass --csv > "$out/output-sass-p$p.csv" 2>&1
+python3 - "$out/output-sass-p$p.csv" $p <<'PY'
+import collections, csv, sys
 rows = list(csv.reader(open(sys.argv[1])))
 head = next(i for i, r in enumerate(rows) if any("Source" in c for c in r))
 cols = rows[head]
 key = next((i for i, c in enumerate(cols) if "Sampling" in c and "All" in c), None)
-src = next(i for i, c in enumerate(cols) if c == "Source")
+src = cols.index("Source")
+ie = cols.index("Instructions Executed")
 if key is None:
     sys.exit("no sampling column")
 data = [r for r in rows[head + 1:] if len(r) > key and r[key].replace(".", "").isdigit()]
 total = sum(float(r[key]) for r in data) or 1
-print(f"== output kernel p=1: {int(total)} samples, hottest SASS lines")
-for r in sorted(data, key=lambda r: -float(r[key]))[:40]:
+print(f"== output kernel p={sys.argv[2]}: {int(total)} samples, hottest SASS lines")
+for r in sorted(data, key=lambda r: -float(r[key]))[:25]:
     print(f"{100 * float(r[key]) / total:5.1f}%  {r[src][:100]}")
+mix, n = collections.Counter(), 0.0
+for r in data:
+    if r[ie].replace(".", "").isdigit():
+        op = [o for o in r[src].split() if not o.startswith("@")]
+        mix[op[0].split(".")[0] if op else "?"] += float(r[ie])
+        n += float(r[ie])
+print(f"== instruction mix (warp instructions executed: {n:.0f})")
+print("  ".join(f"{k} {100 * v / n:.1f}%" for k, v in mix.most_common(20)))
 PY
+done
