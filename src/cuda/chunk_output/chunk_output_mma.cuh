@@ -22,8 +22,9 @@
 //   after a reset in chunk n - 1: no inter term; chunk n - 1's keys from its last reset on are taken like
 //          intra keys (negative positions j - c), with weight decay(enter -> i) decay(j -> end of chunk n - 1)
 //          (W of such a state holds a few tokens, and phi(q)^T W cancels: bench/diag/emulate_forward.py).
-//   intra: keys stream 64 at a time through shared memory (double buffered: the next 64 load during the
-//          products of these); per 32 keys, S = Q K^T (A = rQ, B = sK),
+//   intra: keys in tiles of 64 through shared memory, all of the block's tiles at once, each counted by an
+//          mbarrier that every thread's cp.async copies arrive on, so warps never wait for each other (after
+//          a reset in chunk n - 1: two buffers and a block barrier per tile); per 32 keys, S = Q K^T (A = rQ, B = sK),
 //          P = select(j <= i, (scale S)^p decay(j -> i), 0) in fp32, rounded to T as the A operand of
 //          P [V | 1] (B = sV by ldmatrix.trans, and a column of ones for den). The select keeps NaN/Inf
 //          of later k out of earlier outputs; later v: the k-step on the diagonal takes non-finite v as 0
@@ -92,8 +93,10 @@ struct OutputMmaShared {
       alignas(16) unsigned char z[kOutputMmaWStages][kZBytes];
     } inter;
     struct {
-      T k[2][kOutputMmaKeys][kLdQ];  // [buf][j][kk]: double buffered, the next tile loads during this one
-      T v[2][kOutputMmaKeys][kLdW];  // [buf][j][col]
+      // [tile][j][kk]: every key tile of a chunk at once (after a reset in the previous chunk: two buffers,
+      // the next tile loading during this one)
+      T k[kMaxChunk / kOutputMmaKeys][kOutputMmaKeys][kLdQ];
+      T v[kMaxChunk / kOutputMmaKeys][kOutputMmaKeys][kLdW];  // [tile][j][col]
     } intra;
   };
   T q[kOutputMmaQueries][kLdQ];  // [i][kk]
@@ -104,6 +107,7 @@ struct OutputMmaShared {
   float factor[kScaleTiles];  // fp16: 2^(scale_tile - scale_max)
   int scale_max;
   uint64_t full[kOutputMmaWStages];     // stage buffer buf has landed (one phase per use)
+  uint64_t keys_full[kMaxChunk / kOutputMmaKeys];  // key tile kt has landed (cp.async arrivals of all threads)
   uint32_t drained[kOutputMmaWStages];  // warpgroups done with buffer buf (2 per use)
 };
 
@@ -224,6 +228,7 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
         mbar_init(&sm.full[s], 1);
         sm.drained[s] = 0;
       }
+      for (int kt = 0; kt < kMaxChunk / kOutputMmaKeys; ++kt) mbar_init(&sm.keys_full[kt], kOutputMmaThreads);
       fence_mbarrier_init();
     }
   }
@@ -316,9 +321,23 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
     for (int nt = 0; nt <= kNt; ++nt)
 #pragma unroll
       for (int m = 0; m < 4; ++m) wg::keep(rAcc[nt][m]);
+    // q_i[i'] of the lane's two query rows for the stage's groups (deg 2), read one stage ahead: read where
+    // they are used, the loads stalled the A formation (~11 % of the p = 2 stall samples, session 7)
+    T xq[2][kStageGroups], xq_next[2][kStageGroups];
+    auto load_xq = [&](int stage, T(&x)[2][kStageGroups]) {
+#pragma unroll
+      for (int u = 0; u < kStageGroups; ++u) {
+        x[0][u] = sm.q[q_lo][stage * kStageGroups + u];
+        x[1][u] = sm.q[q_hi][stage * kStageGroups + u];
+      }
+    };
+    if constexpr (kDeg == 2) load_xq(0, xq);
     for (int stage = 0; stage < kStages; ++stage) {
       const int ig0 = stage * kStageGroups, buf = stage % kOutputMmaWStages;
       unsigned char* a_set = sm.inter.a[wg][stage % kSets][0];
+      if constexpr (kDeg == 2) {
+        if (stage + 1 < kStages) load_xq(stage + 1, xq_next);
+      }
       mbar_wait(&sm.full[buf], (stage / kOutputMmaWStages) & 1);
       // The stage's A tiles (group ig, block jb: Q's fragment jb times the q[ig] pairs, one packed multiply per
       // register) to shared memory, then per tile one wgmma m64 x e x k16 against its 16 rows of W and one
@@ -330,8 +349,8 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
 #pragma unroll
         for (int u = 0; u < kStageGroups; ++u) {
           const int ig = ig0 + u;
-          const float x_lo = kDeg == 2 ? to_float(sm.q[q_lo][ig]) : 1.f;  // q_i[i'] of the two rows
-          const float x_hi = kDeg == 2 ? to_float(sm.q[q_hi][ig]) : 1.f;
+          const float x_lo = kDeg == 2 ? to_float(xq[0][u]) : 1.f;  // q_i[i'] of the two rows
+          const float x_hi = kDeg == 2 ? to_float(xq[1][u]) : 1.f;
           uint32_t pair_lo = splat2<T>(x_lo), pair_hi = splat2<T>(x_hi);
 #pragma unroll
           for (int jb = kJb0; jb < kKb; ++jb) {
@@ -377,6 +396,10 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
       if (done >= 0 && threadIdx.x % (4 * kWarpSize) == 0) {
         const uint32_t arrivals = shared_fetch_add(&sm.drained[done % kOutputMmaWStages]);
         if ((arrivals & 1u) != 0 && done + kOutputMmaWStages < kStages) issue_stage(done + kOutputMmaWStages);
+      }
+      if constexpr (kDeg == 2) {
+#pragma unroll
+        for (int u = 0; u < kStageGroups; ++u) xq[0][u] = xq_next[0][u], xq[1][u] = xq_next[1][u];
       }
     }
     wg::wait<0>();  // the accumulators are complete
@@ -424,20 +447,8 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
     }
     cp_async_commit();
   };
-  const int first_kt = -((kOutputMmaKeys - 1 - key_lo) / kOutputMmaKeys) * kOutputMmaKeys;  // key_lo rounded down
-  load_keys(first_kt, 0);
-  int kbuf = 0;
-  for (int kt0 = first_kt; kt0 <= last_key; kt0 += kOutputMmaKeys, kbuf ^= 1) {  // from key_lo rounded down to
-    // a whole tile (0 without a previous reset); the next tile's loads fly during this one's products
-    if (kt0 + kOutputMmaKeys <= last_key) {
-      load_keys(kt0 + kOutputMmaKeys, kbuf ^ 1);  // its buffer was last read before the previous barrier
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
-    const T(*sK)[Shared::kLdQ] = sm.intra.k[kbuf];
-    const T(*sV)[Shared::kLdW] = sm.intra.v[kbuf];
+  // The products of the warp's queries with keys kt0 .. kt0 + 63 (in sK, sV)
+  auto tile_products = [&](int kt0, const T(*sK)[Shared::kLdQ], const T(*sV)[Shared::kLdW]) {
     if (has_rows) {
 #pragma unroll
       for (int sb = 0; sb < kOutputMmaKeys / 32; ++sb) {
@@ -518,7 +529,39 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
         }
       }
     }
-    __syncthreads();  // every warp is done with buffer kbuf: the next iteration refills it
+  };
+  if (!prev_reset) {
+    // Every key tile of the block at once (at most a chunk: kMaxChunk keys), each counted by its mbarrier: a warp
+    // starts on a tile as soon as it has landed, and no warp waits for another (no buffer is refilled). With two
+    // buffers and a block barrier per tile, warps with fewer keys waited for the ones with more: the largest
+    // stall of the kernel at p = 1 (ncu, session 7).
+    const int n_kt = last_key / kOutputMmaKeys + 1;
+    for (int kt = 0; kt < n_kt; ++kt) {
+      load_keys(kt * kOutputMmaKeys, kt);
+      cp_async_arrive(&sm.keys_full[kt]);
+    }
+    for (int kt = 0; kt < n_kt && kt * kOutputMmaKeys <= warp_last; ++kt) {  // warp-uniform
+      mbar_wait(&sm.keys_full[kt], 0);
+      tile_products(kt * kOutputMmaKeys, sm.intra.k[kt], sm.intra.v[kt]);
+    }
+    cp_async_wait<0>();  // no copy of this thread outlives it (warps without queries wait for none above)
+  } else {
+    // After a reset in chunk n - 1 the keys start at key_lo < 0 (up to c + 127 of them): two buffers, the next
+    // tile loading during this one's products, a block barrier per tile
+    const int first_kt = -((kOutputMmaKeys - 1 - key_lo) / kOutputMmaKeys) * kOutputMmaKeys;  // key_lo rounded down
+    load_keys(first_kt, 0);
+    int kbuf = 0;
+    for (int kt0 = first_kt; kt0 <= last_key; kt0 += kOutputMmaKeys, kbuf ^= 1) {
+      if (kt0 + kOutputMmaKeys <= last_key) {
+        load_keys(kt0 + kOutputMmaKeys, kbuf ^ 1);  // its buffer was last read before the previous barrier
+        cp_async_wait<1>();
+      } else {
+        cp_async_wait<0>();
+      }
+      __syncthreads();
+      tile_products(kt0, sm.intra.k[kbuf], sm.intra.v[kbuf]);
+      __syncthreads();  // every warp is done with buffer kbuf: the next iteration refills it
+    }
   }
 
   // ---- y = num / den (0 where den == 0) or num --------------------------------------------------------
