@@ -348,14 +348,20 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
         constexpr int kTiles = kKb - kJb0;  // tiles per group
 #pragma unroll
         for (int u = 0; u < kStageGroups; ++u) {
-          const int ig = ig0 + u;
           const float x_lo = kDeg == 2 ? to_float(xq[0][u]) : 1.f;  // q_i[i'] of the two rows
           const float x_hi = kDeg == 2 ? to_float(xq[1][u]) : 1.f;
-          uint32_t pair_lo = splat2<T>(x_lo), pair_hi = splat2<T>(x_hi);
+          uint32_t pair_lo, pair_hi;
+          if constexpr (kDeg == 2 && !kScaled) {  // bf16: the pair straight from the value's bits
+            pair_lo = static_cast<uint32_t>(__bfloat16_as_ushort(xq[0][u])) * 0x10001u;
+            pair_hi = static_cast<uint32_t>(__bfloat16_as_ushort(xq[1][u])) * 0x10001u;
+          } else {
+            pair_lo = splat2<T>(x_lo);
+            pair_hi = splat2<T>(x_hi);
+          }
 #pragma unroll
           for (int jb = kJb0; jb < kKb; ++jb) {
             if constexpr (kScaled) {
-              const float f = sm.factor[(Rows::group_first_tile(ig) + jb - kJb0) * kMmaTile / kMmaScaleRows];
+              const float f = sm.factor[(Rows::group_first_tile(ig0 + u) + jb - kJb0) * kMmaTile / kMmaScaleRows];
               pair_lo = splat2<T>(x_lo * f);
               pair_hi = splat2<T>(x_hi * f);
             }
