@@ -2,7 +2,7 @@
 # The output kernel (chunk_output_mma) at short t on the GPU machine: builds and installs a ci build of
 # powerret (bf16, d = e = 64, p = 1, 2), then ncu's launch, occupancy, warp-state and speed-of-light sections
 # of the forward kernels at t = T (default 4096) for p = 1 and 2, then per degree in POWERRET_DIAG_SASS_DEGS
-# (default 1) the kernel's hottest SASS lines (stall samples) and its instruction mix; POWERRET_DIAG_KERNEL
+# (default 1) the kernel's hottest SASS lines (stall samples) and its instruction mix; POWERRET_DIAG_SASS_KERNEL
 # names another kernel (e.g. chunk_state). Written when one 128-query output block lived ~40 us at p = 1 (41 us
 # for 256 blocks, one wave) for a few hundred mma.sync per warp: the block is instruction-bound (~4500
 # instructions per warp, 3 % of them HMMA; session 7).
@@ -26,7 +26,7 @@ for p in 1 2; do
   grep -E "chunk_.*Context|Duration|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Block Limit|Warp Cycles Per Issued|Dynamic Shared|Waves Per SM|Stall|Active Warps|Eligible" "$out/ncu-p$p.txt"
 done
 for p in ${POWERRET_DIAG_SASS_DEGS:-1}; do
-timeout 200 ncu --section SourceCounters --section WarpStateStats -k regex:${POWERRET_DIAG_KERNEL:-chunk_output} -c 1 -f -o /tmp/op_out \
+timeout 200 ncu --section SourceCounters --section WarpStateStats -k regex:${POWERRET_DIAG_SASS_KERNEL:-chunk_output} -c 1 -f -o /tmp/op_out \
   "$bin" $ref --deg $p > /dev/null 2>&1
 ncu --import /tmp/op_out.ncu-rep --page source --print-source sass --csv > "$out/output-sass-p$p.csv" 2>&1
 python3 - "$out/output-sass-p$p.csv" $p <<'PY'
