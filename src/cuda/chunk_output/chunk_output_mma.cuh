@@ -440,17 +440,26 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
   const int key_lo = prev_reset ? sm.rp[c - 1] - c : 0;  // the first key (negative: in chunk n - 1)
   const bool chunk_reset = sm.r[c - 1] != -1;  // a reset anywhere in the chunk (R past len repeats R[len - 1])
   const float gp_last = prev_reset ? sm.gp[c - 1] : 0.f;
-  // keys kt0 .. kt0 + 63 into buffer buf (zeros outside [key_lo, len))
-  auto load_keys = [&](int kt0, int buf) {
-    for (int idx = threadIdx.x; idx < kOutputMmaKeys * (kD / 8 + kE / 8); idx += kOutputMmaThreads) {
-      const int row = idx / (kD / 8 + kE / 8), piece = idx % (kD / 8 + kE / 8);
-      const bool valid = kt0 + row >= key_lo && kt0 + row < len;
-      const int64_t tok = (b * t + t0 + (valid ? kt0 + row : 0)) * h + hk;
-      if (piece < kD / 8)
-        cp_async_16(&sm.intra.k[buf][row][piece * 8], mK + tok * kD + piece * 8, valid);
-      else
-        cp_async_16(&sm.intra.v[buf][row][(piece - kD / 8) * 8], mV + tok * kE + (piece - kD / 8) * 8, valid);
+  // keys kt0 .. kt0 + 63 into buffer buf (zeros outside [key_lo, len)). Of k, thread x copies the fixed 16-byte
+  // piece x % (d / 8) of rows x / (d / 8) + m 256 / (d / 8); of v likewise: no per-copy division, and no k-or-v
+  // branch (one per copy diverged inside every warp)
+  auto load_rows = [&](auto width_c, const T* gSrc, T* sDst, int pitch, int kt0) {
+    constexpr int kPieces = decltype(width_c)::value / 8, kRowStep = kOutputMmaThreads / kPieces;
+    static_assert(kOutputMmaThreads % kPieces == 0 && kOutputMmaKeys % kRowStep == 0, "whole rows per pass");
+    const int piece = static_cast<int>(threadIdx.x) % kPieces, row = static_cast<int>(threadIdx.x) / kPieces;
+    const int64_t stride = h * decltype(width_c)::value;  // elements between tokens
+    const T* src = gSrc + ((b * t + t0) * h + hk) * decltype(width_c)::value + piece * 8;  // chunk position 0
+    T* dst = sDst + row * pitch + piece * 8;
+#pragma unroll
+    for (int m = 0; m < kOutputMmaKeys / kRowStep; ++m) {
+      const int key = kt0 + row + m * kRowStep;  // chunk position (negative: chunk n - 1)
+      const bool valid = key >= key_lo && key < len;
+      cp_async_16(dst + m * kRowStep * pitch, valid ? src + key * stride : src, valid);
     }
+  };
+  auto load_keys = [&](int kt0, int buf) {
+    load_rows(std::integral_constant<int, kD>{}, mK, &sm.intra.k[buf][0][0], Shared::kLdQ, kt0);
+    load_rows(std::integral_constant<int, kE>{}, mV, &sm.intra.v[buf][0][0], Shared::kLdW, kt0);
     cp_async_commit();
   };
   // The products of the warp's queries with keys kt0 .. kt0 + 63 (in sK, sV)
