@@ -1,8 +1,5 @@
 // cluster: the CTAs of one thread-block cluster (sm_90) as the kernels use them, for any cluster size n
 // including 1, where the kernel is launched without cluster dimensions and everything stays in this CTA.
-//   cluster_peer(p, rank, n)  the address of shared variable p in CTA `rank` of the cluster (DSMEM);
-//                             p itself for n == 1. Touch a peer's memory only after a barrier that proves
-//                             it runs, and before the one that lets it exit or reuse that memory.
 //   cluster_arrive(n) / cluster_wait(n)   a cluster barrier in two halves: every thread of the n CTAs
 //                             arrives (release), then waits (acquire) until all have; shared memory
 //                             written before the arrive is visible to the cluster after the wait. Work
@@ -17,8 +14,6 @@
 //                             waits on the barrier's phase: no cluster barrier and no release fence, so the
 //                             sender's own stores to global memory in flight are not waited for.
 #pragma once
-
-#include <cooperative_groups.h>
 
 #include <cstdint>
 
@@ -38,11 +33,6 @@ __device__ __forceinline__ void cluster_wait(int cluster_size) {
   }
 }
 
-template <typename T>
-__device__ __forceinline__ T* cluster_peer(T* p, int rank, int cluster_size) {
-  return cluster_size > 1 ? cooperative_groups::this_cluster().map_shared_rank(p, static_cast<unsigned int>(rank))
-                          : p;
-}
 
 
 __device__ __forceinline__ uint32_t cluster_smem_addr(const void* p, int rank) {
