@@ -41,18 +41,5 @@ for p in ${POWERRET_DIAG_SASS_DEGS:-2}; do
   timeout 200 ncu --section SourceCounters --section WarpStateStats -k regex:$kern -c 1 -f -o /tmp/$kern \
     "$bin" --op forward $ref --t 65536 --deg $p --iters 1 --warmup 0 > /dev/null 2>&1
   ncu --import /tmp/$kern.ncu-rep --page source --print-source sass --csv > "$out/$kern-sass-p$p.csv" 2>&1
-  python3 - "$out/$kern-sass-p$p.csv" <<'PY'
-import csv, sys
-rows = list(csv.reader(open(sys.argv[1])))
-head = next(i for i, r in enumerate(rows) if any("Source" in c for c in r))
-cols = rows[head]
-key = next((i for i, c in enumerate(cols) if "Sampling" in c and "All" in c), None)
-src = next(i for i, c in enumerate(cols) if c == "Source")
-if key is None:
-    sys.exit("no sampling column")
-data = [r for r in rows[head + 1:] if len(r) > key and r[key].replace(".", "").isdigit()]
-total = sum(float(r[key]) for r in data) or 1
-for r in sorted(data, key=lambda r: -float(r[key]))[:40]:
-    print(f"{100 * float(r[key]) / total:5.1f}%  {r[src][:90]}")
-PY
+  python3 bench/diag/sass_lines.py "$out/$kern-sass-p$p.csv"
 done

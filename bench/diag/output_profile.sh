@@ -26,31 +26,8 @@ for p in 1 2; do
   grep -E "chunk_.*Context|Duration|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Block Limit|Warp Cycles Per Issued|Dynamic Shared|Waves Per SM|Stall|Active Warps|Eligible" "$out/ncu-p$p.txt"
 done
 for p in ${POWERRET_DIAG_SASS_DEGS:-1}; do
-timeout 200 ncu --section SourceCounters --section WarpStateStats -k regex:${POWERRET_DIAG_SASS_KERNEL:-chunk_output} -c 1 -f -o /tmp/op_out \
-  "$bin" $ref --deg $p > /dev/null 2>&1
-ncu --import /tmp/op_out.ncu-rep --page source --print-source sass --csv > "$out/output-sass-p$p.csv" 2>&1
-python3 - "$out/output-sass-p$p.csv" $p <<'PY'
-import collections, csv, sys
-rows = list(csv.reader(open(sys.argv[1])))
-head = next(i for i, r in enumerate(rows) if any("Source" in c for c in r))
-cols = rows[head]
-key = next((i for i, c in enumerate(cols) if "Sampling" in c and "All" in c), None)
-src = cols.index("Source")
-ie = cols.index("Instructions Executed")
-if key is None:
-    sys.exit("no sampling column")
-data = [r for r in rows[head + 1:] if len(r) > key and r[key].replace(".", "").isdigit()]
-total = sum(float(r[key]) for r in data) or 1
-print(f"== kernel p={sys.argv[2]}: {int(total)} samples, hottest SASS lines")
-for r in sorted(data, key=lambda r: -float(r[key]))[:25]:
-    print(f"{100 * float(r[key]) / total:5.1f}%  {r[src][:100]}")
-mix, n = collections.Counter(), 0.0
-for r in data:
-    if r[ie].replace(".", "").isdigit():
-        op = [o for o in r[src].split() if not o.startswith("@")]
-        mix[op[0].split(".")[0] if op else "?"] += float(r[ie])
-        n += float(r[ie])
-print(f"== instruction mix (warp instructions executed: {n:.0f})")
-print("  ".join(f"{k} {100 * v / n:.1f}%" for k, v in mix.most_common(20)))
-PY
+  timeout 200 ncu --section SourceCounters --section WarpStateStats -k regex:${POWERRET_DIAG_SASS_KERNEL:-chunk_output} -c 1 -f -o /tmp/op_out \
+    "$bin" $ref --deg $p > /dev/null 2>&1
+  ncu --import /tmp/op_out.ncu-rep --page source --print-source sass --csv > "$out/output-sass-p$p.csv" 2>&1
+  python3 bench/diag/sass_lines.py "$out/output-sass-p$p.csv" --top 25 --width 100 --mix --title "kernel p=$p"
 done

@@ -444,11 +444,12 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
   // piece x % (d / 8) of rows x / (d / 8) + m 256 / (d / 8); of v likewise: no per-copy division, and no k-or-v
   // branch (one per copy diverged inside every warp)
   auto load_rows = [&](auto width_c, const T* gSrc, T* sDst, int pitch, int kt0) {
-    constexpr int kPieces = decltype(width_c)::value / 8, kRowStep = kOutputMmaThreads / kPieces;
+    constexpr int kWidth = decltype(width_c)::value;  // d (keys) or e (values)
+    constexpr int kPieces = kWidth / 8, kRowStep = kOutputMmaThreads / kPieces;
     static_assert(kOutputMmaThreads % kPieces == 0 && kOutputMmaKeys % kRowStep == 0, "whole rows per pass");
     const int piece = static_cast<int>(threadIdx.x) % kPieces, row = static_cast<int>(threadIdx.x) / kPieces;
-    const int64_t stride = h * decltype(width_c)::value;  // elements between tokens
-    const T* src = gSrc + ((b * t + t0) * h + hk) * decltype(width_c)::value + piece * 8;  // chunk position 0
+    const int64_t stride = h * kWidth;  // elements between tokens
+    const T* src = gSrc + ((b * t + t0) * h + hk) * kWidth + piece * 8;  // chunk position 0
     T* dst = sDst + row * pitch + piece * 8;
 #pragma unroll
     for (int m = 0; m < kOutputMmaKeys / kRowStep; ++m) {

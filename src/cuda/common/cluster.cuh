@@ -17,6 +17,8 @@
 
 #include <cstdint>
 
+#include "cuda/common/mma.cuh"
+
 namespace powerret::cuda {
 
 __device__ __forceinline__ void cluster_arrive(int cluster_size) {
@@ -33,12 +35,9 @@ __device__ __forceinline__ void cluster_wait(int cluster_size) {
   }
 }
 
-
-
 __device__ __forceinline__ uint32_t cluster_smem_addr(const void* p, int rank) {
-  const auto local = static_cast<uint32_t>(__cvta_generic_to_shared(p));
   uint32_t remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(local), "r"(rank));
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(smem_addr(p)), "r"(rank));
   return remote;
 }
 __device__ __forceinline__ void cluster_store_async(uint32_t addr, float value, uint32_t bar) {

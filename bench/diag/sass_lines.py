@@ -1,0 +1,48 @@
+"""The hottest SASS lines of one kernel from ncu's source page (`ncu --import R --page source --print-source sass
+--csv`), as a share of its stall samples, and optionally its instruction mix (warp instructions executed, by
+opcode). Used by bench/diag/forward.sh and bench/diag/output_profile.sh.
+
+    python3 bench/diag/sass_lines.py CSV [--top N] [--width W] [--mix] [--title TEXT]
+"""
+
+import argparse
+import collections
+import csv
+import sys
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("csv")
+    p.add_argument("--top", type=int, default=40, help="lines to print (default 40)")
+    p.add_argument("--width", type=int, default=90, help="characters of each SASS line (default 90)")
+    p.add_argument("--mix", action="store_true", help="also print the instruction mix")
+    p.add_argument("--title", help="a heading printed first, with the sample count")
+    args = p.parse_args()
+    rows = list(csv.reader(open(args.csv)))
+    head = next(i for i, r in enumerate(rows) if any("Source" in c for c in r))
+    cols = rows[head]
+    key = next((i for i, c in enumerate(cols) if "Sampling" in c and "All" in c), None)
+    if key is None:
+        sys.exit("no sampling column")
+    src = cols.index("Source")
+    data = [r for r in rows[head + 1:] if len(r) > key and r[key].replace(".", "").isdigit()]
+    total = sum(float(r[key]) for r in data) or 1
+    if args.title:
+        print(f"== {args.title}: {int(total)} samples, hottest SASS lines")
+    for r in sorted(data, key=lambda r: -float(r[key]))[:args.top]:
+        print(f"{100 * float(r[key]) / total:5.1f}%  {r[src][:args.width]}")
+    if args.mix:
+        ie = cols.index("Instructions Executed")
+        mix, n = collections.Counter(), 0.0
+        for r in data:
+            if r[ie].replace(".", "").isdigit():
+                op = [o for o in r[src].split() if not o.startswith("@")]
+                mix[op[0].split(".")[0] if op else "?"] += float(r[ie])
+                n += float(r[ie])
+        print(f"== instruction mix (warp instructions executed: {n:.0f})")
+        print("  ".join(f"{k} {100 * v / n:.1f}%" for k, v in mix.most_common(20)))
+
+
+if __name__ == "__main__":
+    main()
