@@ -217,21 +217,37 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   const int64_t tok_stride_k = h * kD, tok_stride_v = h * kE;
   const T* gK = mK + (b * t * h + hk) * kD + k_row0 * tok_stride_k + k_piece * 8;  // this thread's piece, tile 0
   const T* gV = mV + (b * t * h + hk) * kE + v_row0 * tok_stride_v + v_piece * 8;
-  uint32_t v_off[kVPasses];  // swizzled byte offsets in a stage
-#pragma unroll
-  for (int p = 0; p < kVPasses; ++p) v_off[p] = mn_swizzled_offset<kE>(v_piece * 8, v_row0 + p * kVRowStep);
+  // Shared addresses of this thread's pieces in stage 0 (pass p: + p kKPass / kVPass; stage st: + st kKStage /
+  // kVStage). The swizzle repeats every 8 rows, so the v pieces of later passes sit at fixed distances too.
+  // Whole tiles (all but maybe the last) take unpredicated copies whose sources advance by fixed steps: the
+  // predicated form with per-pass address selects cost ~120 instructions per tile and thread (SASS, session 8).
+  static_assert(kVRowStep % 8 == 0, "v passes a whole number of swizzle atoms apart");
+  constexpr uint32_t kKPass = kKRowStep * Shared::kLdK * 2, kVPass = kVRowStep * kE * 2;
+  constexpr uint32_t kKStage = sizeof(sm.k[0]), kVStage = Shared::kVBytes;
+  const uint32_t k_dst0 = smem_addr(&sm.k[0][k_row0][k_piece * 8]);
+  const uint32_t v_dst0 = smem_addr(sm.v[0]) + mn_swizzled_offset<kE>(v_piece * 8, v_row0);
+  const int64_t k_pass = kKRowStep * tok_stride_k, v_pass = kVRowStep * tok_stride_v;  // elements between passes
   auto load_tile = [&](int64_t q, int st) {  // q: the next tile not yet loaded (tiles load in order)
     const int64_t left = t - q * kTt;         // tokens from the tile's first on
+    const uint32_t k_dst = k_dst0 + st * kKStage, v_dst = v_dst0 + st * kVStage;
+    if (left >= kTt) {
+      const T* src = gK;
 #pragma unroll
-    for (int p = 0; p < kKPasses; ++p) {
-      const int row = k_row0 + p * kKRowStep;
-      const bool valid = row < left;
-      cp_async_16(&sm.k[st][row][k_piece * 8], valid ? gK + p * kKRowStep * tok_stride_k : gK, valid);
-    }
+      for (int p = 0; p < kKPasses; ++p, src += k_pass) cp_async_16_at(k_dst + p * kKPass, src);
+      src = gV;
 #pragma unroll
-    for (int p = 0; p < kVPasses; ++p) {
-      const bool valid = v_row0 + p * kVRowStep < left;
-      cp_async_16(sm.v[st] + v_off[p], valid ? gV + p * kVRowStep * tok_stride_v : gV, valid);
+      for (int p = 0; p < kVPasses; ++p, src += v_pass) cp_async_16_at(v_dst + p * kVPass, src);
+    } else {
+#pragma unroll
+      for (int p = 0; p < kKPasses; ++p) {
+        const bool valid = k_row0 + p * kKRowStep < left;
+        cp_async_16_at(k_dst + p * kKPass, valid ? gK + p * k_pass : gK, valid);
+      }
+#pragma unroll
+      for (int p = 0; p < kVPasses; ++p) {
+        const bool valid = v_row0 + p * kVRowStep < left;
+        cp_async_16_at(v_dst + p * kVPass, valid ? gV + p * v_pass : gV, valid);
+      }
     }
     gK += kTt * tok_stride_k;
     gV += kTt * tok_stride_v;
@@ -356,14 +372,15 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   constexpr int kARing = kE == 128 ? 2 : 4;
   static_assert((kTt / kMmaTile) % kARing == 0, "a tile's steps use the sets in order");
   uint32_t a[kARing][kMt][4];  // A fragments of the last kARing k-steps (in flight while the next is formed)
-  int st = 0, pos0 = 0;
+  int st = 0, pos0 = 0, st_load = kAhead % kStages;  // st_load: the stage of tile q + kAhead
   int64_t n = 0;
   for (int64_t q = 0; q < n_tiles; ++q) {
     // tile q landed (this thread's pieces; cp.async writes need no proxy fence before wgmma reads them,
     // as CUTLASS's cp.async GMMA mainloops rely on, and a fence here would also wait for tile q + 1)
     cp_async_wait<kAhead - 1>();
     bar_sync(kBarTile, kConsumerThreads);  // tile q visible; stage (q + kAhead) % kStages free
-    if (!(kDiag & kDiagNoCopies) && q + kAhead < n_tiles) load_tile(q + kAhead, (st + kAhead) % kStages);
+    if (!(kDiag & kDiagNoCopies) && q + kAhead < n_tiles) load_tile(q + kAhead, st_load);
+    st_load = st_load + 1 == kStages ? 0 : st_load + 1;
     cp_async_commit();
     if (pos0 == 0) {  // ---- chunk n starts: its gates, S_enter[n], then u *= decay ------------------------
       bar_sync(kBarGates, kStateWgThreads);

@@ -1,7 +1,8 @@
 // mma: the SM80-style warp-level tensor-core building blocks of the fast forward (inline PTX, sm_80+):
 //   mma_16816:   C (16 x 8, fp32) += A (16 x 16) B (16 x 8), A and B fp16 or bf16      == C += A.float() @ B.float()
 //   ldmatrix_x4: four 8 x 8 16-bit matrices from shared memory (.trans: each transposed)
-//   cp_async_16: 16 bytes global -> shared without registers (zero-filled when !valid)
+//   cp_async_16: 16 bytes global -> shared without registers (zero-filled when !valid); cp_async_16_at: the same
+//                to a shared-memory address
 //   stmatrix_x4: four 8 x 8 16-bit matrices to shared memory (ldmatrix_x4's inverse)
 //   mn_swizzled_offset<kN>(n, k): byte offset of element (n, k) of a 16-bit (kN x K) tile stored N-major
 //                with the 128-byte (kN >= 64) or 64-byte (kN = 32) swizzle (the wgmma B layout; also the
@@ -90,6 +91,13 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4],
 __device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
                "r"(valid ? 16 : 0));
+}
+// The same to a shared-memory address (smem_addr); without `valid`, always 16 bytes (no source-size operand)
+__device__ __forceinline__ void cp_async_16_at(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_16_at(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 // Waits until at most kPending of this thread's committed groups are in flight.
