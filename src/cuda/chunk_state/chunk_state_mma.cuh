@@ -63,7 +63,7 @@ struct StateMmaShared {
   T v[kStateMmaStages][kStateMmaTokens][kLdV];  // [stage][tok][col]
   uint32_t gamma2[2][kMaxChunk / 2];            // [chunk & 1][m] decay(j -> L) of j = 2 m, 2 m + 1, as T pairs
   float decay[2];                               // [chunk & 1] decay(enter -> L)
-  float warp_max[kStateMmaWarps<kE>];
+  uint32_t warp_max[kStateMmaWarps<kE>];  // fp16: the warps' max |W| bits (entering_scale_shift)
 };
 
 template <typename T, int kD, int kE, int kDeg>
@@ -202,7 +202,7 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
     for (int mt = 0; mt < kMt; ++mt) {
       if (!active[mt]) continue;
       const float pw = Rows::pad_weight(i_row[mt], jb[mt]);
-      const float f = kScaled ? ldexpf(pw, -shift) : pw;
+      const float f = kScaled ? entering_factor(pw, shift) : pw;
       const int row = static_cast<int>(prow(mt));  // and row + 8
       T* gW = static_cast<T*>(workspace.states) + slot * Rows::kRows * kE;  // entering_offset order
 #pragma unroll

@@ -65,7 +65,7 @@ struct StateWgShared {
   alignas(16) T ones[8 * 16];                                // B of the z column: 8 x 16, all 1
   uint32_t gamma2[2][kMaxChunk / 2];                         // [chunk & 1][m] gamma of tokens 2 m, 2 m + 1 (T pairs)
   float decay[2];                                            // [chunk & 1] decay(enter -> L)
-  float warp_max[kStateWgConsumers];
+  uint32_t warp_max[kStateWgConsumers];  // fp16: the warps' max |W| bits (entering_scale_shift)
   alignas(128) T staging[kStagingRows][kE];  // S_enter rows on their way out, in the workspace's order (entering_offset)
 };
 
@@ -278,7 +278,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       const auto sync = [] { bar_sync(kBarMax, kStateWgConsumers * kWarpSize); };
       shift = entering_scale_shift<kStateWgConsumers>(m, sm.warp_max, warp, sync);
       if (threadIdx.x == 0) workspace.scales[slot * kScaleTiles + cta] = shift;
-      sync();  // warp_max is rewritten at the next chunk
+      // warp_max is rewritten at the next chunk start, after at least one tile barrier (kBarTile)
     }
     // Through shared memory: each warp stores its 16 rows with stmatrix (in entering_offset order: no bank
     // conflicts), then the warpgroup copies the staged rows out as they lie, 16 contiguous bytes per thread
@@ -302,7 +302,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
         const int mt = round * kMtPerRound + m;
         if (!active[mt]) continue;
         const float pw = Rows::pad_weight(i_row[mt], jb[mt]);
-        const float f = kScaled ? ldexpf(pw, -shift) : pw;
+        const float f = kScaled ? entering_factor(pw, shift) : pw;
         const int row = (m * kStateWgConsumers + warp) * kMmaTile + lane_row;  // == the head's row mod 16
 #pragma unroll
         for (int nt = 0; nt < kNt; nt += 2) {

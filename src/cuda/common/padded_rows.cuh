@@ -21,23 +21,28 @@
 namespace powerret::cuda {
 
 // fp16 entering states are stored as W 2^-shift with one shift per (chunk, 128-row block) so that the
-// block's largest |W| falls in [2^14, 2^15): from each thread's max m, the warps' maxima meet in
-// warp_max[kWarps] (sync() orders the writes before the reads: a block or named barrier). NaN / Inf
-// anywhere: no scaling, they propagate. Returns the shift (0 for an all-zero block).
+// block's largest |W| falls in [2^14, 2^15): from each thread's max m (>= 0: fmaxf drops NaN), the warps'
+// maxima meet in warp_max[kWarps] (sync() orders the writes before the reads: a block or named barrier).
+// Non-negative floats order like their bits, so one redux.sync takes a warp's max (five shuffles did).
+// Inf anywhere: no scaling, it propagates. Returns the shift: 0 for an all-zero block, at least
+// kMinEnteringShift (a block below 2^-98 keeps W 2^112 < 2^14: its smallest values underflow in fp16, where
+// 2^-shift would otherwise leave the float range).
+inline constexpr int kMinEnteringShift = -112;
 template <int kWarps, typename Sync>
-__device__ __forceinline__ int entering_scale_shift(float m, float* warp_max, int warp, Sync sync) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
-  if (threadIdx.x % 32 == 0) warp_max[warp] = m;
+__device__ __forceinline__ int entering_scale_shift(float m, uint32_t* warp_max, int warp, Sync sync) {
+  const uint32_t bits = __reduce_max_sync(0xffffffffu, __float_as_uint(m));
+  if (threadIdx.x % 32 == 0) warp_max[warp] = bits;
   sync();
-  float block_max = 0.f;
-  bool finite = true;
+  uint32_t block = 0;
 #pragma unroll
-  for (int w = 0; w < kWarps; ++w) {
-    block_max = fmaxf(block_max, warp_max[w]);
-    finite &= isfinite(warp_max[w]);
-  }
-  return finite && block_max > 0.f ? ilogbf(block_max) - 14 : 0;  // |W| 2^-shift < 2^15
+  for (int w = 0; w < kWarps; ++w) block = max(block, warp_max[w]);
+  if (block == 0 || block >= 0x7f800000u) return 0;  // all zero, or Inf
+  return max(ilogbf(__uint_as_float(block)) - 14, kMinEnteringShift);  // |W| 2^-shift < 2^15
+}
+
+// pw 2^-shift for a shift from entering_scale_shift (exact: a power of two in the normal range)
+__device__ __forceinline__ float entering_factor(float pw, int shift) {
+  return pw * __uint_as_float(static_cast<uint32_t>(127 - shift) << 23);
 }
 
 // The entering states W of one (b, h, chunk) in the workspace are stored as one wgmma B operand: (e, P) N-major
