@@ -158,6 +158,9 @@ def _check_int(name: str, value: Any, minimum: int) -> None:
 
 
 def _check_options(deg, scale, normalize, chunk_size) -> None:
+    # the common call (ints, no scale, a bool) in a few type checks: this runs on every decode step
+    if type(deg) is int and 1 <= deg <= 4 and scale is None and type(normalize) is bool and chunk_size is None:
+        return
     _check_int("deg", deg, minimum=1)
     if deg > 4:
         raise ValueError(f"argument 'deg': expected 1, 2, 3 or 4, got {deg}")

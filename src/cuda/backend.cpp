@@ -144,14 +144,23 @@ const int* chunk_sizes(int* count) {
   return kChunkSizes;
 }
 
-// Not yet measured: the reasoning the measurements (bench/RESULTS.md) are to confirm or replace.
-// Tensor-core path: 256. The entering states written and read once per chunk (16-bit, padded rows:
-// 2 P e bytes per chunk and head) shrink as 1/c, the intra-chunk work grows as c (c (d + e) FLOP per
-// token next to 4 P e for the state), and a block of 128 queries wants c >= 128.
-// CUDA-core path: 128 for large states (D e > 2^18: d = 128 at deg 2, deg 3 and 4), where the
+// Measured (H100, bf16, gated; bench/RESULTS.md, session 8: every shape at c = 64, 128, 256).
+// Tensor-core path: 256, except deg 1 with at least 32 state walks (b h blocks per head), where 128 wins.
+// At 256 the entering states written and read per chunk (2 P e bytes per chunk and head) halve and the
+// state walk makes half as many chunk starts: that decides while a few walks bound the forward (b=1, h=8:
+// deg 2 64k 1583 us vs 1779 at 128, deg 1 495 vs 804; b=1, h=16, deg 1: 366 vs 434). With many walks the
+// GPU is full and deg 1's output kernel, mostly intra-chunk work (c (d + e) per token next to 2 P e = 128 e
+// for the inter part), bounds it: deg 1 at 32 walks 294 vs 373 us (b=2, h=16, 16k), 374 vs 536 (d=128,
+// b=4, h=8, 8k), at 128 walks 561 vs 751 (b=8, h=16, 8k), at 256 537 vs 759. deg 2 keeps 256 in every shape
+// measured (b=8, h=16, 8k: 2793 vs 3148 us; d=128: 8456 vs 9980 at 64k).
+// CUDA-core path (not measured): 128 for large states (D e > 2^18: d = 128 at deg 2, deg 3 and 4), where the
 // intra-chunk work is small next to the state work and the per-chunk workspace halves; 64 otherwise.
+inline constexpr int64_t kManyStateWalks = 32;
 int default_chunk(const detail::ForwardProblem& problem) {
-  if (uses_mma(problem)) return 256;
+  if (uses_mma(problem)) {
+    const int64_t walks = problem.b * problem.h * state_row_tiles(problem.d, problem.deg);
+    return problem.deg == 1 && walks >= kManyStateWalks ? 128 : 256;
+  }
   return problem.D * problem.e > (int64_t{1} << 18) ? 128 : 64;
 }
 
