@@ -119,8 +119,15 @@ def decode_step(
     """
     ad = adapter_for(q)
     _check_options(deg, scale, normalize, None)
-    s, z = _unpack_state("state", state, ad, required=True)
-    _same_framework(ad, k=k, v=v, log_g=log_g, slots=slots, out=out)
+    tq = type(q)
+    # the common call: every array of q's own type (one check; the named checks below say which argument differs)
+    if (type(state) is State or type(state) is tuple) and len(state) == 2 and type(state[0]) is tq \
+            and type(state[1]) is tq and type(k) is tq and type(v) is tq and (log_g is None or type(log_g) is tq) \
+            and slots is None and out is None:
+        s, z = state
+    else:
+        s, z = _unpack_state("state", state, ad, required=True)
+        _same_framework(ad, k=k, v=v, log_g=log_g, slots=slots, out=out)
     _check_rank("decode_step", "q", q, 3, "[b, hq, d]")
     _check_rank("decode_step", "v", v, 3, "[b, h, e]")
     if ad.name == "jax" and _jax.available():
