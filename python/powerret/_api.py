@@ -42,7 +42,7 @@ def sympow(x: Any, deg: int = 2) -> Any:
     x = ad.contiguous(x)
     out = ad.empty(x, (*x.shape[:-1], _core.state_dim(x.shape[-1], deg)))
     with ad.launch(x, out):
-        _core.sympow(x, out, deg, ad.stream(x))
+        _core.sympow(ad.native(x), ad.native(out), deg, ad.stream(x))
     return out
 
 
@@ -88,11 +88,15 @@ def power_retention(
         s_out = ad.empty(q, (b, h, D, e), "float32")
         z_out = ad.empty(q, (b, h, D), "float32")
     chunk = 0 if chunk_size is None else chunk_size
-    need = _core.forward_workspace_bytes(q, k, v, log_g, s0, z0, y, s_out, z_out, deg, scale, normalize, chunk)
+    n = ad.native  # a fresh DLPack capsule per call (a capsule is consumed once)
+    need = _core.forward_workspace_bytes(
+        n(q), n(k), n(v), n(log_g), n(s0), n(z0), n(y), n(s_out), n(z_out), deg, scale, normalize, chunk
+    )
     workspace = ad.empty(q, (need,), "uint8") if need else None
     with ad.launch(q, k, v, log_g, s0, z0, y, s_out, z_out, workspace):
         _core.power_retention(
-            q, k, v, log_g, s0, z0, y, s_out, z_out, workspace, deg, scale, normalize, chunk, ad.stream(q)
+            n(q), n(k), n(v), n(log_g), n(s0), n(z0), n(y), n(s_out), n(z_out), n(workspace), deg, scale, normalize,
+            chunk, ad.stream(q)
         )
     return (y, State(s_out, z_out)) if return_final_state else y
 
