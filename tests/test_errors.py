@@ -394,6 +394,26 @@ def test_decode_mismatched_devices(rng, which):
     raises(lambda: g.call(watch=watch, **{which: moved}), [which, "S", "z"])
 
 
+@pytest.mark.parametrize("which", ["k", "v", "log_g", "S", "z"])
+def test_decode_mismatched_frameworks(rng, which):
+    """Without out or slots (the call decode_step checks with one type test first), an argument of another
+    framework than q still raises TypeError naming it, before the state changes."""
+    pytest.importorskip("torch")
+    g = Dec(rng, "cpu")
+    torch_fw = helpers.framework("torch", "cpu")
+    t = {name: torch_fw.array(g.fw.to_numpy(getattr(g, name)), dt)
+         for name, dt in [("q", "float32"), ("k", "float32"), ("v", "float32"), ("log_g", "float32"),
+                          ("S", "float32"), ("z", "float32")]}
+    t[which] = g.fw.to_numpy(t[which]).copy()  # the one NumPy array among PyTorch tensors
+    def host(a):
+        return np.array(a if isinstance(a, np.ndarray) else torch_fw.to_numpy(a), copy=True)
+
+    before = [host(t["S"]), host(t["z"])]
+    raises(lambda: powerret.decode_step(t["q"], t["k"], t["v"], (t["S"], t["z"]), t["log_g"]), [which, "state.S", "state.z"])
+    np.testing.assert_array_equal(host(t["S"]), before[0])
+    np.testing.assert_array_equal(host(t["z"]), before[1])
+
+
 # ---- sympow -----------------------------------------------------------------------------------
 
 def test_sympow_errors(rng, device):
