@@ -151,3 +151,27 @@ def test_jax_under_jit(rng):
     y_ref, S_ref, _ = ref.decode_step(f.q64[:, 0], f.k64[:, 0], f.v64[:, 0], (S64, z64))
     helpers.assert_close(fw.to_numpy(y), y_ref, "float32")
     helpers.assert_close(fw.to_numpy(st.S), S_ref, "float32")
+
+
+@pytest.mark.parametrize("which", ["q", "k", "v", "log_g", "initial_state"])
+def test_torch_autograd_has_no_silent_backward(rng, which):
+    """No backward exists yet (SPEC §4): outputs of inputs that require grad carry a grad_fn whose backward
+    raises, instead of coming back detached (a training step would silently get no gradient); values are
+    those of the detached call, and under no_grad nothing is attached."""
+    torch = pytest.importorskip("torch")
+    fw = helpers.framework("torch", "cpu")
+    f = helpers.make_forward(rng, fw, "float32", b=1, t=40, hq=2, h=1, d=8, e=8, gate="gated", init=True)
+    args = dict(q=f.q, k=f.k, v=f.v, log_g=f.log_g, initial_state=f.initial_state)
+    if which == "initial_state":
+        args[which] = tuple(x.clone().requires_grad_(True) for x in f.initial_state)
+    else:
+        args[which] = args[which].clone().requires_grad_(True)
+    y, st = powerret.power_retention(**args, return_final_state=True)
+    y0, st0 = powerret.power_retention(f.q, f.k, f.v, f.log_g, initial_state=f.initial_state, return_final_state=True)
+    for out, plain in [(y, y0), (st.S, st0.S), (st.z, st0.z)]:
+        assert out.requires_grad and out.grad_fn is not None
+        assert torch.equal(out.detach(), plain)
+    with pytest.raises(NotImplementedError, match="no backward"):
+        (y.sum() + st.S.sum()).backward()
+    with torch.no_grad():
+        assert powerret.power_retention(**args).grad_fn is None

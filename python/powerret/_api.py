@@ -98,7 +98,11 @@ def power_retention(
             n(q), n(k), n(v), n(log_g), n(s0), n(z0), n(y), n(s_out), n(z_out), n(workspace), deg, scale, normalize,
             chunk, ad.stream(q)
         )
-    return (y, State(s_out, z_out)) if return_final_state else y
+    if return_final_state:
+        y, s_out, z_out = ad.no_backward("power_retention", (y, s_out, z_out), (q, k, v, log_g, s0, z0))
+        return y, State(s_out, z_out)
+    (y,) = ad.no_backward("power_retention", (y,), (q, k, v, log_g, s0, z0))
+    return y
 
 
 def decode_step(

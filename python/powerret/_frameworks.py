@@ -42,6 +42,11 @@ class Adapter:
         """The cudaStream_t (as int) the framework is using for `like`'s device; 0 on the CPU."""
         return 0
 
+    def no_backward(self, op: str, outputs: tuple, inputs: tuple) -> tuple:
+        """`outputs`, marked for the framework's autograd (if any) as results of `inputs` whose
+        backward raises: powerret has no backward yet (SPEC §4)."""
+        return outputs
+
 
 class NumpyAdapter(Adapter):
     name = "numpy"
@@ -73,6 +78,16 @@ class TorchAdapter(Adapter):
 
     def contiguous(self, x):
         return x.contiguous()
+
+    def no_backward(self, op, outputs, inputs):
+        # Without this, outputs computed from tensors that require grad would come back without a grad_fn,
+        # and a training step would silently get no gradient through powerret. With it, the forward works
+        # anywhere and backward() raises.
+        torch = self.torch
+        if not torch.is_grad_enabled() or not any(x is not None and x.requires_grad for x in inputs):
+            return outputs
+        live = [x for x in inputs if x is not None and x.requires_grad]
+        return _torch_no_backward(torch).apply(op, len(outputs), *outputs, *live)[: len(outputs)]
 
     def empty(self, like, shape, dtype=None):
         # new_empty: like's device and (by default) dtype without parsing them again
@@ -106,6 +121,29 @@ class CupyAdapter(Adapter):
     def stream(self, like):
         with like.device:
             return self.cupy.cuda.get_current_stream().ptr
+
+
+_NO_BACKWARD = []
+
+
+def _torch_no_backward(torch):
+    """A torch.autograd.Function whose outputs are views of the given outputs and whose backward raises."""
+    if not _NO_BACKWARD:
+
+        class NoBackward(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, op, n_out, *tensors):
+                ctx.op = op
+                return tuple(t.view_as(t) for t in tensors[:n_out])
+
+            @staticmethod
+            def backward(ctx, *grads):
+                raise NotImplementedError(
+                    f"powerret.{ctx.op} has no backward yet (SPEC §4 is planned, not implemented): call it "
+                    "under torch.no_grad() or on tensors that do not require grad for inference")
+
+        _NO_BACKWARD.append(NoBackward)
+    return _NO_BACKWARD[0]
 
 
 _BY_TYPE: dict[type, Adapter] = {}  # array type -> adapter, filled on first sight (a hot-path lookup)
