@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Same-run A/B on the GPU machine: powerret-bench on the working tree against a reference tree, in
 # alternating rounds, so both sides see the same GPU, clocks and inputs.
-#   bench/diag/ab.sh OUT_DIR REF_TREE [ROUNDS]      (default 2 rounds)
+#   bench/diag/ab.sh OUT_DIR REF_TREE[,REF_TREE...] [ROUNDS]      (default 2 rounds; sides ref, ref2, ..., new)
 # REF_TREE is a copy of the reference commit made on the development machine and carried to the device
 # (the device's copy of the checkout has no usable git history), e.g.
 #   git archive <ref> | tar -x -C _alt/ref        then carry ["_alt", ".whl"]
@@ -11,14 +11,18 @@
 # Writes OUT_DIR/ab.txt: "<side> <case>: op,us_median,us_min,us_max,tflops,tc_fraction,verify_err,verify_tol".
 set -uo pipefail
 out=${1:?usage: bench/diag/ab.sh OUT_DIR REF_TREE [ROUNDS]}
-ref_tree=$(cd "${2:?usage: bench/diag/ab.sh OUT_DIR REF_TREE [ROUNDS]}" && pwd)
+# REF_TREE may list several trees, comma-separated: sides ref, ref2, ref3, ... and new, same rounds
+refs_arg=${2:?usage: bench/diag/ab.sh OUT_DIR REF_TREE[,REF_TREE...] [ROUNDS]}
 rounds=${3:-2}
+IFS=, read -r -a ref_list <<< "$refs_arg"
+ref_trees=()
+for r in "${ref_list[@]}"; do ref_trees+=("$(cd "$r" && pwd)"); done
 mkdir -p "$out"
 cd "$(dirname "$0")/../.."
 if compgen -G ".whl/*.whl" > /dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site
-  [ -e "$ref_tree/.whl" ] || ln -sfn "$PWD/.whl" "$ref_tree/.whl"
+  for r in "${ref_trees[@]}"; do [ -e "$r/.whl" ] || ln -sfn "$PWD/.whl" "$r/.whl"; done
 fi
 inst=ci; [ "${POWERRET_AB_FULL:-0}" = 1 ] && inst=full
 build() {  # build <tree> <name>
@@ -26,8 +30,15 @@ build() {  # build <tree> <name>
     -w "/tmp/ab_wheel_$2" . -C build-dir="/tmp/ab_build_$2" > "$out/build_$2.log" 2>&1)
   echo "$2 build rc=$?"
 }
-rm -rf /tmp/ab_wheel_ref /tmp/ab_wheel_new
-build "$ref_tree" ref &
+sides=()
+for i in "${!ref_trees[@]}"; do
+  name=ref; [ "$i" -gt 0 ] && name=ref$((i + 1))
+  sides+=("$name")
+  rm -rf "/tmp/ab_wheel_$name"
+  build "${ref_trees[$i]}" "$name" &
+done
+sides+=(new)
+rm -rf /tmp/ab_wheel_new
 build "$PWD" new &
 wait
 cases=${POWERRET_AB_CASES:-"--op forward --b 1 --h 8 --d 64 --dtype bf16 --gated --t 4096 --deg 2
@@ -40,7 +51,7 @@ cases=${POWERRET_AB_CASES:-"--op forward --b 1 --h 8 --d 64 --dtype bf16 --gated
 bin="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/powerret-bench"
 : > "$out/ab.txt"
 for round in $(seq "$rounds"); do
-  for side in ref new; do
+  for side in "${sides[@]}"; do
     python3 -m pip install -q --no-deps --force-reinstall /tmp/ab_wheel_$side/*.whl > /dev/null 2>&1 ||
       { echo "$side: install failed"; continue; }
     while IFS= read -r args; do
