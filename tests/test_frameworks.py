@@ -175,3 +175,22 @@ def test_torch_autograd_has_no_silent_backward(rng, which):
         (y.sum() + st.S.sum()).backward()
     with torch.no_grad():
         assert powerret.power_retention(**args).grad_fn is None
+
+
+def test_torch_autograd_decode_and_sympow_have_no_silent_backward(rng):
+    """decode_step's y and sympow's output follow the same rule as power_retention's outputs."""
+    torch = pytest.importorskip("torch")
+    fw = helpers.framework("torch", "cpu")
+    x = fw.array(rng.standard_normal((3, 8)), "float32").requires_grad_(True)
+    phi = powerret.sympow(x)
+    assert phi.grad_fn is not None and torch.equal(phi.detach(), powerret.sympow(x.detach()))
+    with pytest.raises(NotImplementedError, match="no backward"):
+        phi.sum().backward()
+    S64, z64 = helpers.realistic_state(rng, 1, 1, 8, 8, 2)
+    q = fw.array(rng.standard_normal((1, 1, 8)), "float32").requires_grad_(True)
+    k, v = (fw.array(rng.standard_normal((1, 1, 8)), "float32") for _ in range(2))
+    y = powerret.decode_step(q, k, v, (fw.array(S64, "float32"), fw.array(z64, "float32")))
+    y_plain = powerret.decode_step(q.detach(), k, v, (fw.array(S64, "float32"), fw.array(z64, "float32")))
+    assert y.grad_fn is not None and torch.equal(y.detach(), y_plain)
+    with pytest.raises(NotImplementedError, match="no backward"):
+        y.sum().backward()

@@ -43,6 +43,7 @@ def sympow(x: Any, deg: int = 2) -> Any:
     out = ad.empty(x, (*x.shape[:-1], _core.state_dim(x.shape[-1], deg)))
     with ad.launch(x, out):
         _core.sympow(ad.native(x), ad.native(out), deg, ad.stream(x))
+    (out,) = ad.no_backward("sympow", (out,), (x,))
     return out
 
 
@@ -159,7 +160,10 @@ def decode_step(
             raise
         # The C++ API calls the output y; the caller passed it as `out`.
         raise type(ex)(str(ex).replace("argument 'y'", "argument 'out'")) from None
-    return (y, State(s, z)) if ad.immutable else y
+    if ad.immutable:
+        return y, State(s, z)
+    (y,) = ad.no_backward("decode_step", (y,), (q, k, v, log_g, s, z))
+    return y
 
 
 # ---- argument checks that must happen before anything is allocated ----------------------------

@@ -70,6 +70,7 @@ class TorchAdapter(Adapter):
         # The current stream's handle without building a torch.cuda.Stream object (~2 us a call); the
         # public call where this private one is missing.
         self._raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+        self._grad_enabled = torch.is_grad_enabled
 
     def native(self, x):
         # A DLPack capsule made in C++: Tensor.__dlpack__ is Python code that costs ~4 us a
@@ -83,11 +84,12 @@ class TorchAdapter(Adapter):
         # Without this, outputs computed from tensors that require grad would come back without a grad_fn,
         # and a training step would silently get no gradient through powerret. With it, the forward works
         # anywhere and backward() raises.
-        torch = self.torch
-        if not torch.is_grad_enabled() or not any(x is not None and x.requires_grad for x in inputs):
+        if not self._grad_enabled():
             return outputs
         live = [x for x in inputs if x is not None and x.requires_grad]
-        return _torch_no_backward(torch).apply(op, len(outputs), *outputs, *live)[: len(outputs)]
+        if not live:
+            return outputs
+        return _torch_no_backward(self.torch).apply(op, len(outputs), *outputs, *live)[: len(outputs)]
 
     def empty(self, like, shape, dtype=None):
         # new_empty: like's device and (by default) dtype without parsing them again
