@@ -99,11 +99,9 @@ def power_retention(
             n(q), n(k), n(v), n(log_g), n(s0), n(z0), n(y), n(s_out), n(z_out), n(workspace), deg, scale, normalize,
             chunk, ad.stream(q)
         )
-    if return_final_state:
-        y, s_out, z_out = ad.no_backward("power_retention", (y, s_out, z_out), (q, k, v, log_g, s0, z0))
-        return y, State(s_out, z_out)
-    (y,) = ad.no_backward("power_retention", (y,), (q, k, v, log_g, s0, z0))
-    return y
+    outs = ad.no_backward("power_retention", (y, s_out, z_out)[: 3 if return_final_state else 1],
+                          (q, k, v, log_g, s0, z0))
+    return (outs[0], State(outs[1], outs[2])) if return_final_state else outs[0]
 
 
 def decode_step(

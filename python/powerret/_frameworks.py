@@ -72,6 +72,22 @@ class TorchAdapter(Adapter):
         self._raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
         self._grad_enabled = torch.is_grad_enabled
 
+        class NoBackward(torch.autograd.Function):
+            """Views of the given outputs whose backward raises (powerret has no backward yet)."""
+
+            @staticmethod
+            def forward(ctx, op, n_out, *tensors):
+                ctx.op = op
+                return tuple(t.view_as(t) for t in tensors[:n_out])
+
+            @staticmethod
+            def backward(ctx, *grads):
+                raise NotImplementedError(
+                    f"powerret.{ctx.op} has no backward yet (SPEC §4 is planned, not implemented): call it "
+                    "under torch.no_grad() or on tensors that do not require grad for inference")
+
+        self._no_backward = NoBackward
+
     def native(self, x):
         # A DLPack capsule made in C++: Tensor.__dlpack__ is Python code that costs ~4 us a
         # tensor, most of an eager decode step's host time.
@@ -89,7 +105,7 @@ class TorchAdapter(Adapter):
         live = [x for x in inputs if x is not None and x.requires_grad]
         if not live:
             return outputs
-        return _torch_no_backward(self.torch).apply(op, len(outputs), *outputs, *live)[: len(outputs)]
+        return self._no_backward.apply(op, len(outputs), *outputs, *live)[: len(outputs)]
 
     def empty(self, like, shape, dtype=None):
         # new_empty: like's device and (by default) dtype without parsing them again
@@ -123,29 +139,6 @@ class CupyAdapter(Adapter):
     def stream(self, like):
         with like.device:
             return self.cupy.cuda.get_current_stream().ptr
-
-
-_NO_BACKWARD = []
-
-
-def _torch_no_backward(torch):
-    """A torch.autograd.Function whose outputs are views of the given outputs and whose backward raises."""
-    if not _NO_BACKWARD:
-
-        class NoBackward(torch.autograd.Function):
-            @staticmethod
-            def forward(ctx, op, n_out, *tensors):
-                ctx.op = op
-                return tuple(t.view_as(t) for t in tensors[:n_out])
-
-            @staticmethod
-            def backward(ctx, *grads):
-                raise NotImplementedError(
-                    f"powerret.{ctx.op} has no backward yet (SPEC §4 is planned, not implemented): call it "
-                    "under torch.no_grad() or on tensors that do not require grad for inference")
-
-        _NO_BACKWARD.append(NoBackward)
-    return _NO_BACKWARD[0]
 
 
 _BY_TYPE: dict[type, Adapter] = {}  # array type -> adapter, filled on first sight (a hot-path lookup)

@@ -155,9 +155,9 @@ const int* chunk_sizes(int* count) {
 // measured (b=8, h=16, 8k: 2793 vs 3148 us; d=128: 8456 vs 9980 at 64k).
 // CUDA-core path (not measured): 128 for large states (D e > 2^18: d = 128 at deg 2, deg 3 and 4), where the
 // intra-chunk work is small next to the state work and the per-chunk workspace halves; 64 otherwise.
-inline constexpr int64_t kManyStateWalks = 32;
 int default_chunk(const detail::ForwardProblem& problem) {
   if (uses_mma(problem)) {
+    constexpr int64_t kManyStateWalks = 32;
     const int64_t walks = problem.b * problem.h * state_row_tiles(problem.d, problem.deg);
     return problem.deg == 1 && walks >= kManyStateWalks ? 128 : 256;
   }

@@ -88,13 +88,12 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4],
 }
 
 // dst[0:16] = valid ? src[0:16] : 0   (bytes; both 16-byte aligned)
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-               "r"(valid ? 16 : 0));
-}
-// The same to a shared-memory address (smem_addr); without `valid`, always 16 bytes (no source-size operand)
+// To a shared-memory address (smem_addr); without `valid`, always 16 bytes (no source-size operand)
 __device__ __forceinline__ void cp_async_16_at(uint32_t dst, const void* src, bool valid) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid) {
+  cp_async_16_at(smem_addr(dst), src, valid);
 }
 __device__ __forceinline__ void cp_async_16_at(uint32_t dst, const void* src) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
