@@ -34,7 +34,7 @@ constexpr int kD = 64, kE = 64;
 struct Buffers {
   T *k = nullptr, *v = nullptr;
   float* log_g = nullptr;
-  void *states = nullptr, *zs = nullptr;
+  void *states = nullptr;
   int32_t *scales = nullptr, *ready = nullptr;
 };
 
@@ -56,7 +56,7 @@ void run(const char* name, const Buffers& buf, int64_t t, int64_t h, int chunk) 
   p.k = buf.k;
   p.v = buf.v;
   p.log_g = buf.log_g;
-  MmaWorkspace w{buf.states, buf.zs, buf.scales, buf.ready};
+  MmaWorkspace w{buf.states, buf.scales, buf.ready};
   const auto kernel = chunk_state_wgmma_kernel<T, kD, kE, kDeg, kStages, kAhead, kDiag>;
   const int smem = state_wg_smem<T, kD, kE, kDeg, kStages>();
   CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
@@ -118,8 +118,7 @@ int main() {
   CHECK(cudaMalloc(&buf.k, hk.size() * sizeof(T)));
   CHECK(cudaMalloc(&buf.v, hv.size() * sizeof(T)));
   CHECK(cudaMalloc(&buf.log_g, hlg.size() * sizeof(float)));
-  CHECK(cudaMalloc(&buf.states, h * n_chunks * rows * kE * sizeof(T)));
-  CHECK(cudaMalloc(&buf.zs, h * n_chunks * rows * sizeof(T)));
+  CHECK(cudaMalloc(&buf.states, h * n_chunks * rows * kEnteringCols<kE> * sizeof(T)));  // W | z | 0
   CHECK(cudaMalloc(&buf.scales, h * n_chunks * (rows / kMmaScaleRows) * sizeof(int32_t)));
   CHECK(cudaMalloc(&buf.ready, h * n_chunks * sizeof(int32_t)));
   CHECK(cudaMemset(buf.ready, 0, h * n_chunks * sizeof(int32_t)));

@@ -10,15 +10,15 @@
 // Grid (b hq n_chunks ceil(c / 128)), 8 warps; warp w owns query tokens 16 w .. 16 w + 15 of the tile
 // (min(c, 128) tokens) and accumulates [num | den] in mma accumulators rAcc[nt] (16 x 8 fp32), nt < e / 8,
 // and rAcc[e / 8] whose column 0 is den. Q's fragments for the d / 16 k-blocks stay in registers (rQ).
-//   inter: W and z stream through shared memory in stages of whole groups i (at most 128 rows; deg 1: the
-//          one group), each one bulk copy of W and one of z (the workspace holds W in the wgmma B layout),
-//          kOutputMmaWStages buffers, completion on an mbarrier; a buffer is refilled by whichever warpgroup
-//          finishes with it second. Per stage and warpgroup (64 queries): each warp forms the A tiles
-//          (i, jb) of its 16 queries, the Q fragment of k-block jb times the per-token pair q[i] (one packed
-//          multiply per register), and stores them to shared memory (stmatrix, K-major); one proxy fence and
-//          warpgroup barrier; then per tile one wgmma against its W rows (B, 128-byte swizzled) and one
-//          against its z (den), A and B from shared memory (d = 128: two stages in flight, A double
-//          buffered). fp16: the pair also carries 2^(scale_tile - scale_max); 2^scale_max later.
+//   inter: W (with z as its column e) streams through shared memory in stages of whole groups i (at most 128
+//          rows; deg 1: the one group), each one bulk copy (the workspace holds the rows as the wgmma B operand,
+//          entering_offset), kOutputMmaWStages buffers, completion on an mbarrier; a buffer is refilled by
+//          whichever warpgroup finishes with it second. Per stage and warpgroup (64 queries): each warp forms the
+//          A tiles (i, jb) of its 16 queries, the Q fragment of k-block jb times the per-token pair q[i] (one
+//          packed multiply per register), and stores them to shared memory (stmatrix, K-major); one proxy fence
+//          and warpgroup barrier; then per tile one wgmma m64 x (e + 8) x k16 against its 16 rows of (W | z | 0):
+//          columns < e are num, column e is den (d = 128: two stages in flight, A double buffered). fp16: the
+//          pair also carries 2^(scale_tile - scale_max); 2^scale_max later.
 //   after a reset in chunk n - 1: no inter term; chunk n - 1's keys from its last reset on are taken like
 //          intra keys (negative positions j - c), with weight decay(enter -> i) decay(j -> end of chunk n - 1)
 //          (W of such a state holds a few tokens, and phi(q)^T W cancels: bench/diag/emulate_forward.py).
@@ -77,20 +77,16 @@ struct OutputMmaShared {
   static constexpr int kLdQ = kD + 8;  // 16-byte row shift: conflict-free ldmatrix
   static constexpr int kLdW = kE + 8;
   static constexpr int kScaleTiles = PaddedRows<kD, kDeg>::kRowTiles;
-  static constexpr int kWBytes = kOutputMmaStageRows * kE * 2;
-  // The den B of a 16-row slice is read from the slice's 32 bytes of z with k halves 16 bytes apart: its
-  // column n (unused for n > 0) reaches 8 n z values further, up to 112 bytes past the stage's last slice.
-  static constexpr int kZBytes = kOutputMmaStageRows * 2 + 128;
+  static constexpr int kCols = kEnteringCols<kE>;  // W, z, 0 (entering_offset)
+  static constexpr int kWBytes = kOutputMmaStageRows * kCols * 2;
   static constexpr int kATileBytes = 64 * kMmaTile * 2;  // one warpgroup's A of one tile: 64 queries x 16
   union {
     struct {
-      // [buf] the stage's rows as wgmma's B: (e, row) N-major with the 128-byte (e = 32: 64-byte) swizzle
-      alignas(1024) unsigned char w[kOutputMmaWStages][kWBytes];
+      // [buf] the stage's rows (W | z | 0) as wgmma's B: N-major core matrices without swizzle (entering_offset)
+      alignas(128) unsigned char w[kOutputMmaWStages][kWBytes];
       // [warpgroup][set][tile of the step] A: K-major 8 x 8 core matrices, (row block m, k half) at
       // 256 m + 128 k bytes
       alignas(128) unsigned char a[2][kOutputMmaASets<kD, kDeg>][kOutputMmaStageRows / kMmaTile][kATileBytes];
-      // [buf] the stage's z (row order), then zeros
-      alignas(16) unsigned char z[kOutputMmaWStages][kZBytes];
     } inter;
     struct {
       // [tile][j][kk]: every key tile of a chunk at once (after a reset in the previous chunk: two buffers,
@@ -217,12 +213,7 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
   const int64_t slot = bh * n_chunks + n;
 
   // ---- stage Q (zeros past t), scan the gates, the fp16 tile factors ----------------------------------
-  {  // the z buffers' tails stay zero (the den operand reads past each stage's z); before any cp.async is in
-     // flight, since the proxy fence would wait for it too
-    auto* zero = reinterpret_cast<uint4*>(&sm.inter.z[0][0]);
-    constexpr int kZVecs = static_cast<int>(sizeof(sm.inter.z) / sizeof(uint4));
-    for (int x = threadIdx.x; x < kZVecs; x += kOutputMmaThreads) zero[x] = make_uint4(0u, 0u, 0u, 0u);
-    fence_proxy_async_shared();  // before the bulk copies into these buffers (ordered by the barrier below)
+  {
     if (threadIdx.x == 0) {
       for (int s = 0; s < kOutputMmaWStages; ++s) {
         mbar_init(&sm.full[s], 1);
@@ -267,8 +258,8 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
     }
   }
 
-  // Stage s of W / z: the rows of groups s kStageGroups .. (s + 1) kStageGroups - 1 (contiguous: tiles are
-  // ordered by group, and the workspace holds them in the B layout), one bulk copy each into buffer
+  // Stage s of W (with z): the rows of groups s kStageGroups .. (s + 1) kStageGroups - 1 (contiguous: tiles are
+  // ordered by group, and the workspace holds them in the B layout), one bulk copy into buffer
   // s % kOutputMmaWStages. Issued by thread 0 or 128 only (each ran fence_proxy_async_global below).
   constexpr int kStageGroups = kOutputMmaStageGroups<kD, kDeg>;
   constexpr int kStages = (Rows::kGroups + kStageGroups - 1) / kStageGroups;
@@ -276,12 +267,11 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
     const int ig0 = stage * kStageGroups, buf = stage % kOutputMmaWStages;
     const int first_tile = Rows::group_first_tile(ig0);
     const int rows = kStageGroups * Rows::group_tiles(ig0) * kMmaTile;
-    const T* gW = static_cast<const T*>(workspace.states) + (slot * Rows::kRows + first_tile * kMmaTile) * kE;
-    const T* gZ = static_cast<const T*>(workspace.zs) + slot * Rows::kRows + first_tile * kMmaTile;
-    const uint32_t w_bytes = static_cast<uint32_t>(rows * kE * 2), z_bytes = static_cast<uint32_t>(rows * 2);
-    mbar_expect_and_load(&sm.full[buf], w_bytes + z_bytes);
+    const T* gW =
+        static_cast<const T*>(workspace.states) + (slot * Rows::kRows + first_tile * kMmaTile) * Shared::kCols;
+    const uint32_t w_bytes = static_cast<uint32_t>(rows * Shared::kCols * 2);
+    mbar_expect_and_load(&sm.full[buf], w_bytes);
     bulk_load(sm.inter.w[buf], gW, w_bytes, &sm.full[buf]);
-    bulk_load(sm.inter.z[buf], gZ, z_bytes, &sm.full[buf]);
   };
   if (inter && threadIdx.x % (4 * kWarpSize) == 0) {
     // The state kernel's W (acquired above, generic proxy) before the bulk copies' reads (async proxy)
@@ -314,7 +304,8 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
   if (inter) {
     const int wg = warp / 4;
     constexpr int kSets = kOutputMmaASets<kD, kDeg>;
-    float(&acc_num)[kE / 2] = *reinterpret_cast<float(*)[kE / 2]>(&rAcc[0][0]);
+    // [num | den] as one wgmma accumulator: n-tiles 0 .. e / 8 - 1 and e / 8 (column 0: den)
+    float(&acc_all)[Shared::kCols / 2] = *reinterpret_cast<float(*)[Shared::kCols / 2]>(&rAcc[0][0]);
     // stmatrix: lane l addresses row l % 8 of matrix l / 8 = (row block 2 (warp % 4) + l / 8 % 2, k half l / 16)
     const uint32_t a_lane = (2 * (warp % 4) + ((lane >> 3) & 1)) * 256 + (lane >> 4) * 128 + (lane & 7) * 16;
 #pragma unroll
@@ -384,14 +375,15 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
         else
           bar_sync(2, 4 * kWarpSize);
         wg::fence();
-        const uint64_t desc_w = wg::mn_desc<T, kE>(sm.inter.w[buf]);
-        const uint64_t desc_z = wg::k_desc(sm.inter.z[buf], 16, 256);
+        // B = the tile's 16 rows of (W | z | 0): core matrices of n blocks 128 bytes apart, 8-row groups 8 kCols 2
+        // bytes apart; one wgmma m64 x (e + 8) x k16 per tile gives num (columns < e) and den (column e)
+        const uint64_t desc_w = wg::mn_interleave_desc(sm.inter.w[buf], 128, 8 * Shared::kCols * 2);
         const uint64_t desc_a = wg::k_desc(a_set, 128, 256);
 #pragma unroll
         for (int tile = 0; tile < kStageGroups * kTiles; ++tile) {  // tile: the 16-row slice of the stage
           const uint64_t da = desc_a + static_cast<uint64_t>(tile * (Shared::kATileBytes / 16));
-          wg::mma_ss<T, kE, wg::GMMA::Major::MN>(acc_num, da, desc_w + static_cast<uint64_t>(tile * (kMmaTile * kE * 2 / 16)));
-          wg::mma_ss<T, 8, wg::GMMA::Major::K>(rAcc[kNt], da, desc_z + static_cast<uint64_t>(tile * (kMmaTile * 2 / 16)));
+          wg::mma_ss<T, Shared::kCols, wg::GMMA::Major::MN>(
+              acc_all, da, desc_w + static_cast<uint64_t>(tile * (kMmaTile * Shared::kCols * 2 / 16)));
         }
         wg::commit();
       };

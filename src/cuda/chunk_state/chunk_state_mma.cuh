@@ -204,7 +204,7 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
       const float pw = Rows::pad_weight(i_row[mt], jb[mt]);
       const float f = kScaled ? entering_factor(pw, shift) : pw;
       const int row = static_cast<int>(prow(mt));  // and row + 8
-      T* gW = static_cast<T*>(workspace.states) + slot * Rows::kRows * kE;  // entering_offset order
+      T* gW = static_cast<T*>(workspace.states) + slot * Rows::kRows * kEnteringCols<kE>;  // entering_offset order
 #pragma unroll
       for (int nt = 0; nt < kNt; ++nt) {
         const int col = col0 + nt * 8 + 2 * tq;
@@ -212,10 +212,10 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 
         *reinterpret_cast<uint32_t*>(gW + entering_offset<kE>(row + 8, col)) =
             pack2<T>(f * rAcc[mt][nt][2], f * rAcc[mt][nt][3]);
       }
-      if (has_z(mt) && tq == 0) {
-        T* gZ = static_cast<T*>(workspace.zs) + slot * Rows::kRows + prow(mt);
-        gZ[0] = from_float<T>(f * rAcc[mt][kNt][0]);
-        gZ[8] = from_float<T>(f * rAcc[mt][kNt][2]);
+      if (has_z(mt) && tq == 0) {  // z of rows g and g + 8 in column e: a core-matrix row (z, 0, ..., 0) each
+        *reinterpret_cast<uint4*>(gW + entering_offset<kE>(row, kE)) = make_uint4(pack2<T>(f * rAcc[mt][kNt][0], 0.f), 0u, 0u, 0u);
+        *reinterpret_cast<uint4*>(gW + entering_offset<kE>(row + 8, kE)) =
+            make_uint4(pack2<T>(f * rAcc[mt][kNt][2], 0.f), 0u, 0u, 0u);
       }
     }
   };

@@ -66,7 +66,8 @@ struct StateWgShared {
   uint32_t gamma2[2][kMaxChunk / 2];                         // [chunk & 1][m] gamma of tokens 2 m, 2 m + 1 (T pairs)
   float decay[2];                                            // [chunk & 1] decay(enter -> L)
   uint32_t warp_max[kStateWgConsumers];  // fp16: the warps' max |W| bits (entering_scale_shift)
-  alignas(128) T staging[kStagingRows][kE];  // S_enter rows on their way out, in the workspace's order (entering_offset)
+  // S_enter rows (W | z | 0) on their way out, in the workspace's order (entering_offset)
+  alignas(128) T staging[kStagingRows * kEnteringCols<kE>];
 };
 
 // Rows of S_enter staged at once: all 128 of the block, or 64 (two rounds) where 128 would cost occupancy
@@ -289,11 +290,12 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     constexpr int kRounds = kMt * kStateWgM / kStagingRows, kMtPerRound = kMt / kRounds;
     constexpr int kRoundTiles = kStagingRows / kMmaTile;
     const int valid_tiles = std::min(kMt * kStateWgConsumers, Rows::kTiles - cta * (kMmaScaleRows / kMmaTile));
-    T* gW = static_cast<T*>(workspace.states) + (slot * Rows::kRows + cta * kMmaScaleRows) * kE;
+    constexpr int kCols = kEnteringCols<kE>;  // W, z, 0
+    T* gW = static_cast<T*>(workspace.states) + (slot * Rows::kRows + cta * kMmaScaleRows) * kCols;
     const int lane_row = (lane & 7) + ((lane >> 3) & 1) * 8, lane_piece = lane >> 4;  // stmatrix's addresses
-    constexpr int kPiecesPerThread = kStagingRows * kE / 8 / kConsumerThreads;
-    constexpr int kCopyBatch = kPiecesPerThread < 4 ? kPiecesPerThread : 4;  // 16-byte pieces in registers at once
-    static_assert(kPiecesPerThread % kCopyBatch == 0, "whole batches");
+    constexpr int kPieces = kStagingRows * kCols / 8;  // 16-byte pieces of the staging buffer
+    constexpr int kCopyBatch = 4;                      // pieces in registers at once (the last batch predicated)
+    constexpr int kPiecesPerThread = (kPieces + kConsumerThreads * kCopyBatch - 1) / (kConsumerThreads * kCopyBatch) * kCopyBatch;
 #pragma unroll
     for (int round = 0; round < kRounds; ++round) {
       if (round > 0) bar_sync(kBarMax, kConsumerThreads);  // the last round's staged rows were read
@@ -310,18 +312,20 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
                                  pack2<T>(f * acc[mt][4 * nt + 2], f * acc[mt][4 * nt + 3]),
                                  pack2<T>(f * acc[mt][4 * nt + 4], f * acc[mt][4 * nt + 5]),
                                  pack2<T>(f * acc[mt][4 * nt + 6], f * acc[mt][4 * nt + 7])};
-          stmatrix_x4(&sm.staging[0][0] + entering_offset<kE>(row, (nt + lane_piece) * 8), x);
+          stmatrix_x4(&sm.staging[0] + entering_offset<kE>(row, (nt + lane_piece) * 8), x);
         }
-        if (tq == 0) {
-          T* gZ = static_cast<T*>(workspace.zs) + slot * Rows::kRows + prow(mt);
-          gZ[0] = from_float<T>(f * accz[mt][0]);
-          gZ[8] = from_float<T>(f * accz[mt][2]);
+        if (tq == 0) {  // z of rows g and g + 8: a core-matrix row (z, 0, ..., 0) each
+          const int zrow = (m * kStateWgConsumers + warp) * kMmaTile + g;
+          *reinterpret_cast<uint4*>(&sm.staging[0] + entering_offset<kE>(zrow, kE)) =
+              make_uint4(pack2<T>(f * accz[mt][0], 0.f), 0u, 0u, 0u);
+          *reinterpret_cast<uint4*>(&sm.staging[0] + entering_offset<kE>(zrow + 8, kE)) =
+              make_uint4(pack2<T>(f * accz[mt][2], 0.f), 0u, 0u, 0u);
         }
       }
       bar_sync(kBarMax, kConsumerThreads);  // staged
-      const int pieces = (std::min(valid_tiles, (round + 1) * kRoundTiles) - round * kRoundTiles) * kMmaTile * (kE / 8);
-      const uint4* src = reinterpret_cast<const uint4*>(&sm.staging[0][0]);
-      uint4* dst = reinterpret_cast<uint4*>(gW + round * kStagingRows * kE);
+      const int pieces = (std::min(valid_tiles, (round + 1) * kRoundTiles) - round * kRoundTiles) * kMmaTile * (kCols / 8);
+      const uint4* src = reinterpret_cast<const uint4*>(&sm.staging[0]);
+      uint4* dst = reinterpret_cast<uint4*>(gW + round * kStagingRows * kCols);
 #pragma unroll
       for (int b0 = 0; b0 < kPiecesPerThread; b0 += kCopyBatch) {
         uint4 x[kCopyBatch];

@@ -45,16 +45,20 @@ __device__ __forceinline__ float entering_factor(float pw, int shift) {
   return pw * __uint_as_float(static_cast<uint32_t>(127 - shift) << 23);
 }
 
-// The entering states W of one (b, h, chunk) in the workspace are stored as one wgmma B operand: (e, P) N-major
-// with the 128-byte swizzle (e = 32: 64-byte), element (row, col) at byte mn_swizzled_offset<kE>(col, row)
-// (cuda/common/mma.cuh; rows from the slot's first). Any run of whole 8-row groups is contiguous, so
-// chunk_output_mma loads a stage of rows with one bulk copy and hands it to wgmma as it lies; within an 8-row
-// group each row's 16-byte pieces are permuted by the row, which puts the same piece of 8 rows on 8 distinct
-// bank groups: a state block stages its rows in shared memory in this order without bank conflicts (stmatrix)
-// and copies them out as they lie. Element offset:
+// The entering states of one (b, h, chunk) in the workspace are stored as one wgmma B operand of e + 8
+// columns: W in columns 0 .. e - 1 and z in column e (columns e + 1 .. e + 7 are 0), so that one
+// wgmma m64 x (e + 8) x k16 reads [num | den] (the den used to be a second m64 x 8 wgmma that re-read the whole
+// A tile for an eighth of the math). The layout is N-major without swizzle (CuTe's MN INTERLEAVE): 8 x 8
+// core matrices of 16 bytes per row, the e / 8 + 1 core matrices of an 8-row group side by side (128 bytes
+// apart: the descriptor's SBO), 8-row groups (e + 8) 16 bytes apart (its LBO). Any run of whole 8-row groups
+// is contiguous, so chunk_output_mma loads a stage of rows with one bulk copy and hands it to wgmma as it
+// lies; a core matrix is one stmatrix 8 x 8 block, 128 contiguous bytes, so the state kernels write it without
+// bank conflicts. Element offset of (row, col), col <= e (col == e: z):
+template <int kE>
+inline constexpr int kEnteringCols = kE + 8;
 template <int kE>
 __host__ __device__ constexpr uint32_t entering_offset(int row, int col) {
-  return mn_swizzled_offset<kE>(col, row) / 2;
+  return static_cast<uint32_t>((row / 8) * 8 * kEnteringCols<kE> + (col / 8) * 64 + (row % 8) * 8 + col % 8);
 }
 
 template <int kD, int kDeg>

@@ -23,6 +23,9 @@
 
 #include <cute/arch/mma_sm90_desc.hpp>
 #include <cute/arch/mma_sm90_gmma.hpp>
+#ifndef CUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED
+#include <cute/arch/mma_sm90_gmma_ext.hpp>  // the atoms of N = 40, 72, 136 (e + 8: [num | den], chunk_output_mma)
+#endif
 #include <cute/atom/mma_traits_sm90_gmma.hpp>
 
 #include "cuda/common/mma.cuh"
@@ -60,8 +63,11 @@ struct SsOp;
   POWERRET_WGMMA_OPS(N, __half, F16F16)
 POWERRET_WGMMA_N(8)
 POWERRET_WGMMA_N(32)
+POWERRET_WGMMA_N(40)
 POWERRET_WGMMA_N(64)
+POWERRET_WGMMA_N(72)
 POWERRET_WGMMA_N(128)
+POWERRET_WGMMA_N(136)
 #undef POWERRET_WGMMA_N
 #undef POWERRET_WGMMA_OPS
 
@@ -97,6 +103,20 @@ __device__ __forceinline__ uint64_t k_desc(const void* base, uint32_t k_stride, 
   desc.bitfield.start_address_ = static_cast<uint16_t>(smem_addr(base) >> 4);
   desc.bitfield.leading_byte_offset_ = static_cast<uint16_t>(k_stride >> 4);
   desc.bitfield.stride_byte_offset_ = static_cast<uint16_t>(row_stride >> 4);
+  desc.bitfield.base_offset_ = 0;
+  desc.bitfield.layout_type_ = static_cast<uint8_t>(GMMA::LayoutType::INTERLEAVE);
+  return desc.desc_;
+}
+
+// Descriptor of an N-major operand without swizzle at `base` (16-byte aligned): 8 x 8 core matrices of 16 bytes per
+// k row (8 n values), the core matrices of consecutive n blocks `n_stride` bytes apart, those of consecutive 8-row k
+// groups `k_stride` bytes apart (CuTe's MN INTERLEAVE: ((8, n), (8, 2)) : ((1, SBO), (8, LBO)) in elements, with SBO
+// the n-block stride and LBO the k-group stride).
+__device__ __forceinline__ uint64_t mn_interleave_desc(const void* base, uint32_t n_stride, uint32_t k_stride) {
+  cute::GmmaDescriptor desc;
+  desc.bitfield.start_address_ = static_cast<uint16_t>(smem_addr(base) >> 4);
+  desc.bitfield.leading_byte_offset_ = static_cast<uint16_t>(k_stride >> 4);
+  desc.bitfield.stride_byte_offset_ = static_cast<uint16_t>(n_stride >> 4);
   desc.bitfield.base_offset_ = 0;
   desc.bitfield.layout_type_ = static_cast<uint8_t>(GMMA::LayoutType::INTERLEAVE);
   return desc.desc_;

@@ -10,9 +10,9 @@
 //
 // Tensor-core path (fp16 / bf16, deg 1-2): chunk_state_mma writes the state entering each chunk in
 // the padded row order of cuda/common/padded_rows.cuh (P = padded_state_rows(d, deg) rows), 16-bit:
-//   states [b, h, n_chunks, P, e]  T      W = pad_weight * u * 2^-scale   (u: unweighted state); each (b, h, n)
-//                                         in the wgmma B layout (entering_offset, padded_rows.cuh)
-//   zs     [b, h, n_chunks, P]     T      the same for z
+//   states [b, h, n_chunks, P, e + 8]  T  W = pad_weight * u * 2^-scale   (u: unweighted state) in columns
+//                                         0 .. e - 1, the same for z in column e, 0 after it; each (b, h, n) in
+//                                         the wgmma B layout (entering_offset, padded_rows.cuh)
 //   scales [b, h, n_chunks, ceil(P / 128)] int32   per 128-row tile: the power-of-two exponent that keeps
 //                                         the tile inside fp16's range (0 and unused for bf16)
 //   ready  [b, h, n_chunks]        int32  how many of the head's state blocks have written chunk n's
@@ -35,8 +35,7 @@ struct ForwardWorkspace {
 
 // The tensor-core path's entering states (see the header; T is q's 16-bit dtype).
 struct MmaWorkspace {
-  void* states = nullptr;    // [b, h, n_chunks, P, e]  T
-  void* zs = nullptr;        // [b, h, n_chunks, P]     T
+  void* states = nullptr;    // [b, h, n_chunks, P, e + 8]  T (W | z | 0)
   int32_t* scales = nullptr;  // [b, h, n_chunks, ceil(P / kMmaScaleRows)]
   int32_t* ready = nullptr;   // [b, h, n_chunks] state blocks that have written S_enter[n] (zeroed per call)
 };
@@ -77,17 +76,18 @@ inline WorkspaceLayout workspace_layout(const detail::ForwardProblem& problem) {
   return layout;
 }
 
-// The tensor-core path: states, zs, scales (byte offsets in the same WorkspaceLayout fields, decays unused).
+// The tensor-core path: states (with z), scales (byte offsets in the same WorkspaceLayout fields; zs empty,
+// decays holds the scales).
 inline WorkspaceLayout mma_workspace_layout(const detail::ForwardProblem& problem) {
   const auto chunks = static_cast<std::size_t>(problem.b * problem.h * problem.n_chunks);
   const auto rows = static_cast<std::size_t>(padded_state_rows(problem.d, problem.deg));
-  const auto e = static_cast<std::size_t>(problem.e);
+  const auto cols = static_cast<std::size_t>(problem.e + 8);  // W, z, 0 (entering_offset)
   const auto tiles = static_cast<std::size_t>(state_row_tiles(problem.d, problem.deg));
   constexpr std::size_t kHalf = 2;  // bytes of fp16 / bf16
   WorkspaceLayout layout;
   layout.states = 0;
-  layout.zs = layout.states + align_up(chunks * rows * e * kHalf);
-  layout.decays = layout.zs + align_up(chunks * rows * kHalf);  // the scales
+  layout.zs = layout.states + align_up(chunks * rows * cols * kHalf);
+  layout.decays = layout.zs;  // the scales
   layout.ready = layout.decays + align_up(chunks * tiles * sizeof(int32_t));
   layout.bytes = layout.ready + align_up(chunks * sizeof(int32_t));
   return layout;
@@ -98,7 +98,6 @@ inline MmaWorkspace carve_mma_workspace(const detail::ForwardProblem& problem, v
   auto* base = static_cast<unsigned char*>(workspace);
   return MmaWorkspace{
       .states = base + layout.states,
-      .zs = base + layout.zs,
       .scales = reinterpret_cast<int32_t*>(base + layout.decays),
       .ready = reinterpret_cast<int32_t*>(base + layout.ready),
   };
