@@ -293,9 +293,14 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     constexpr int kCols = kEnteringCols<kE>;  // W, z, 0
     T* gW = static_cast<T*>(workspace.states) + (slot * Rows::kRows + cta * kMmaScaleRows) * kCols;
     const int lane_row = (lane & 7) + ((lane >> 3) & 1) * 8, lane_piece = lane >> 4;  // stmatrix's addresses
-    constexpr int kPieces = kStagingRows * kCols / 8;  // 16-byte pieces of the staging buffer
-    constexpr int kCopyBatch = 4;                      // pieces in registers at once (the last batch predicated)
-    constexpr int kPiecesPerThread = (kPieces + kConsumerThreads * kCopyBatch - 1) / (kConsumerThreads * kCopyBatch) * kCopyBatch;
+    // 16-byte pieces of the staging buffer, per thread, copied in batches of at most 4 pieces in registers, or one
+    // batch of 5 (64 rows at e = 64: 4.5 per thread; batches of 4 made that two, and the p = 1 walk, which waits for
+    // every chunk start, slower; 5 in registers at 128 rows spills at 168 registers)
+    constexpr int kPieces = kStagingRows * kCols / 8;
+    constexpr int kPiecesExact = (kPieces + kConsumerThreads - 1) / kConsumerThreads;
+    constexpr int kCopyRounds = kPiecesExact <= 5 ? 1 : (kPiecesExact + 3) / 4;
+    constexpr int kCopyBatch = (kPiecesExact + kCopyRounds - 1) / kCopyRounds;
+    constexpr int kPiecesPerThread = kCopyRounds * kCopyBatch;
 #pragma unroll
     for (int round = 0; round < kRounds; ++round) {
       if (round > 0) bar_sync(kBarMax, kConsumerThreads);  // the last round's staged rows were read
