@@ -14,11 +14,11 @@
 //          rows; deg 1: the one group), each one bulk copy (the workspace holds the rows as the wgmma B operand,
 //          entering_offset), kOutputMmaWStages buffers, completion on an mbarrier; a buffer is refilled by
 //          whichever warpgroup finishes with it second. Per stage and warpgroup (64 queries): each warp forms the
-//          A tiles (i, jb) of its 16 queries, the Q fragment of k-block jb times the per-token pair q[i] (one
-//          packed multiply per register), and stores them to shared memory (stmatrix, K-major); one proxy fence
-//          and warpgroup barrier; then per tile one wgmma m64 x (e + 8) x k16 against its 16 rows of (W | z | 0):
-//          columns < e are num, column e is den (d = 128: two stages in flight, A double buffered). fp16: the
-//          pair also carries 2^(scale_tile - scale_max); 2^scale_max later.
+//          A fragments (i, jb) of its 16 queries in registers, the Q fragment of k-block jb times the per-token pair
+//          q[i] (one packed multiply per register); then per tile one wgmma m64 x (e + 8) x k16 with A from those
+//          registers against its 16 rows of (W | z | 0): columns < e are num, column e is den; the stage's MMAs
+//          are waited for before the next stage rewrites the registers. fp16: the pair also carries
+//          2^(scale_tile - scale_max); 2^scale_max later.
 //   after a reset in chunk n - 1: no inter term; chunk n - 1's keys from its last reset on are taken like
 //          intra keys (negative positions j - c), with weight decay(enter -> i) decay(j -> end of chunk n - 1)
 //          (W of such a state holds a few tokens, and phi(q)^T W cancels: bench/diag/emulate_forward.py).
@@ -64,13 +64,8 @@ inline constexpr int kOutputMmaWStages = 3;                           // W stage
 // and at deg 2 they share first_block (16 / kStageGroups is whole).
 template <int kD, int kDeg>
 inline constexpr int kOutputMmaStageGroups = kDeg == 2 ? kOutputMmaStageRows / kD : 1;
-// The inter MMAs take A from shared memory, written per *step* (one stmatrix per tile, then one proxy fence
-// and warpgroup barrier, then the step's wgmmas and one commit): a step is a whole stage (at most 8 tiles),
-// with kOutputMmaASets A buffers per warpgroup, the last kOutputMmaASets - 1 steps' MMAs left in flight.
-// (A from registers needs two sets beside the accumulators to keep MMAs in flight: over 128 registers at
-// d = 64, and ptxas then serialises the wgmmas.) d = 128: a stage is one group of up to 8 tiles, two sets.
-template <int kD, int kDeg>
-inline constexpr int kOutputMmaASets = kOutputMmaStageGroups<kD, kDeg> == 1 && kDeg == 2 ? 2 : 1;
+// The inter MMAs take A from registers, formed per stage (at most 8 tiles: 32 registers) and waited for at the
+// stage's end (one register set; session 5 measured A through shared memory and RS variants, session 8 this one).
 
 template <typename T, int kD, int kE, int kDeg>
 struct OutputMmaShared {
@@ -79,14 +74,10 @@ struct OutputMmaShared {
   static constexpr int kScaleTiles = PaddedRows<kD, kDeg>::kRowTiles;
   static constexpr int kCols = kEnteringCols<kE>;  // W, z, 0 (entering_offset)
   static constexpr int kWBytes = kOutputMmaStageRows * kCols * 2;
-  static constexpr int kATileBytes = 64 * kMmaTile * 2;  // one warpgroup's A of one tile: 64 queries x 16
   union {
     struct {
       // [buf] the stage's rows (W | z | 0) as wgmma's B: N-major core matrices without swizzle (entering_offset)
       alignas(128) unsigned char w[kOutputMmaWStages][kWBytes];
-      // [warpgroup][set][tile of the step] A: K-major 8 x 8 core matrices, (row block m, k half) at
-      // 256 m + 128 k bytes
-      alignas(128) unsigned char a[2][kOutputMmaASets<kD, kDeg>][kOutputMmaStageRows / kMmaTile][kATileBytes];
     } inter;
     struct {
       // [tile][j][kk]: every key tile of a chunk at once (after a reset in the previous chunk: two buffers,
@@ -303,11 +294,8 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
   // once both are done with it.
   if (inter) {
     const int wg = warp / 4;
-    constexpr int kSets = kOutputMmaASets<kD, kDeg>;
     // [num | den] as one wgmma accumulator: n-tiles 0 .. e / 8 - 1 and e / 8 (column 0: den)
     float(&acc_all)[Shared::kCols / 2] = *reinterpret_cast<float(*)[Shared::kCols / 2]>(&rAcc[0][0]);
-    // stmatrix: lane l addresses row l % 8 of matrix l / 8 = (row block 2 (warp % 4) + l / 8 % 2, k half l / 16)
-    const uint32_t a_lane = (2 * (warp % 4) + ((lane >> 3) & 1)) * 256 + (lane >> 4) * 128 + (lane & 7) * 16;
 #pragma unroll
     for (int nt = 0; nt <= kNt; ++nt)
 #pragma unroll
@@ -325,18 +313,19 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
     if constexpr (kDeg == 2) load_xq(0, xq);
     for (int stage = 0; stage < kStages; ++stage) {
       const int ig0 = stage * kStageGroups, buf = stage % kOutputMmaWStages;
-      unsigned char* a_set = sm.inter.a[wg][stage % kSets][0];
       if constexpr (kDeg == 2) {
         if (stage + 1 < kStages) load_xq(stage + 1, xq_next);
       }
       mbar_wait(&sm.full[buf], (stage / kOutputMmaWStages) & 1);
       // The stage's A tiles (group ig, block jb: Q's fragment jb times the q[ig] pairs, one packed multiply per
-      // register) to shared memory, then per tile one wgmma m64 x e x k16 against its 16 rows of W and one
-      // m64 x 8 x k16 against its z. The stage's groups share their first block, dispatched to a compile-time
-      // value, so no wgmma sits behind a per-tile branch.
+      // register) stay in registers (wgmma's A from registers: no stmatrix, proxy fence or warpgroup barrier per
+      // stage, the largest stall sites of the shared-memory A); then per tile one wgmma m64 x (e + 8) x k16 against
+      // its 16 rows of (W | z | 0). The stage's groups share their first block, dispatched to a compile-time value,
+      // so no wgmma sits behind a per-tile branch.
       auto step = [&](auto jb0_c) {
         constexpr int kJb0 = decltype(jb0_c)::value;
         constexpr int kTiles = kKb - kJb0;  // tiles per group
+        uint32_t a[kStageGroups * kTiles][4];
 #pragma unroll
         for (int u = 0; u < kStageGroups; ++u) {
           const float x_lo = kDeg == 2 ? to_float(xq[0][u]) : 1.f;  // q_i[i'] of the two rows
@@ -356,41 +345,38 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
               pair_lo = splat2<T>(x_lo * f);
               pair_hi = splat2<T>(x_hi * f);
             }
-            uint32_t a[4];
+            uint32_t(&at)[4] = a[u * kTiles + jb - kJb0];
             if constexpr (kDeg == 2 || kScaled) {
-              a[0] = mul2<T>(rQ[jb][0], pair_lo);
-              a[1] = mul2<T>(rQ[jb][1], pair_hi);
-              a[2] = mul2<T>(rQ[jb][2], pair_lo);
-              a[3] = mul2<T>(rQ[jb][3], pair_hi);
+              at[0] = mul2<T>(rQ[jb][0], pair_lo);
+              at[1] = mul2<T>(rQ[jb][1], pair_hi);
+              at[2] = mul2<T>(rQ[jb][2], pair_lo);
+              at[3] = mul2<T>(rQ[jb][3], pair_hi);
             } else {  // deg 1, bf16: the pair is (1, 1)
 #pragma unroll
-              for (int x = 0; x < 4; ++x) a[x] = rQ[jb][x];
+              for (int x = 0; x < 4; ++x) at[x] = rQ[jb][x];
             }
-            stmatrix_x4(a_set + (u * kTiles + jb - kJb0) * Shared::kATileBytes + a_lane, a);
+#pragma unroll
+            for (int x = 0; x < 4; ++x) wg::keep(at[x]);  // formed before the fence
           }
         }
-        fence_proxy_async_shared();  // the A tiles before wgmma reads them; no copy of this thread is in flight
-        if (wg == 0)  // constant barrier ids (a register id makes ptxas reserve all 16)
-          bar_sync(1, 4 * kWarpSize);
-        else
-          bar_sync(2, 4 * kWarpSize);
         wg::fence();
         // B = the tile's 16 rows of (W | z | 0): core matrices of n blocks 128 bytes apart, 8-row groups 8 kCols 2
         // bytes apart; one wgmma m64 x (e + 8) x k16 per tile gives num (columns < e) and den (column e)
         const uint64_t desc_w = wg::mn_interleave_desc(sm.inter.w[buf], 128, 8 * Shared::kCols * 2);
-        const uint64_t desc_a = wg::k_desc(a_set, 128, 256);
 #pragma unroll
-        for (int tile = 0; tile < kStageGroups * kTiles; ++tile) {  // tile: the 16-row slice of the stage
-          const uint64_t da = desc_a + static_cast<uint64_t>(tile * (Shared::kATileBytes / 16));
-          wg::mma_ss<T, Shared::kCols, wg::GMMA::Major::MN>(
-              acc_all, da, desc_w + static_cast<uint64_t>(tile * (kMmaTile * Shared::kCols * 2 / 16)));
-        }
+        for (int tile = 0; tile < kStageGroups * kTiles; ++tile)  // tile: the 16-row slice of the stage
+          wg::mma_rs<T, Shared::kCols, wg::GMMA::Major::MN>(
+              acc_all, a[tile], desc_w + static_cast<uint64_t>(tile * (kMmaTile * Shared::kCols * 2 / 16)));
         wg::commit();
+        wg::wait<0>();  // the MMAs read a from registers: done before the next stage rewrites them
+#pragma unroll
+        for (int tile = 0; tile < kStageGroups * kTiles; ++tile)
+#pragma unroll
+          for (int x = 0; x < 4; ++x) wg::keep(a[tile][x]);
       };
-      with_constant<kKb>(Rows::first_block(ig0), step);
-      wg::wait<kSets - 1>();  // stage - (kSets - 1) is done: its A set and W buffer are free
+      with_constant<kKb>(Rows::first_block(ig0), step);  // waits for its MMAs: the W buffer is free
       // the second warpgroup to be done with a buffer refills it
-      const int done = stage - (kSets - 1);
+      const int done = stage;
       if (done >= 0 && threadIdx.x % (4 * kWarpSize) == 0) {
         const uint32_t arrivals = shared_fetch_add(&sm.drained[done % kOutputMmaWStages]);
         if ((arrivals & 1u) != 0 && done + kOutputMmaWStages < kStages) issue_stage(done + kOutputMmaWStages);
