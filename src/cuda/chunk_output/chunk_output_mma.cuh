@@ -293,7 +293,6 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
   // Both warpgroups take part even without valid queries (Q is zero there): each stage buffer is refilled
   // once both are done with it.
   if (inter) {
-    const int wg = warp / 4;
     // [num | den] as one wgmma accumulator: n-tiles 0 .. e / 8 - 1 and e / 8 (column 0: den)
     float(&acc_all)[Shared::kCols / 2] = *reinterpret_cast<float(*)[Shared::kCols / 2]>(&rAcc[0][0]);
 #pragma unroll
