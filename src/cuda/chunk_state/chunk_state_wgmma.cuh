@@ -66,6 +66,8 @@ struct StateWgShared {
   uint32_t gamma2[2][kMaxChunk / 2];                         // [chunk & 1][m] gamma of tokens 2 m, 2 m + 1 (T pairs)
   float decay[2];                                            // [chunk & 1] decay(enter -> L)
   uint32_t warp_max[kStateWgConsumers];  // fp16: the warps' max |W| bits (entering_scale_shift)
+  // deg 2: per warp and m-tile, the tile's (gamma_tok k_tok[i]) T pairs of tokens 2 m, 2 m + 1 (built per tile)
+  uint32_t gk[kStateWgConsumers][kStateWgMTiles][kStateMmaTokens / 2];
   // S_enter rows (W | z | 0) on their way out, in the workspace's order (entering_offset)
   alignas(128) T staging[kStagingRows * kEnteringCols<kE>];
 };
@@ -408,13 +410,27 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     }
 
     const uint32_t* gamma2 = sm.gamma2[n & 1] + pos0 / 2;
+    if constexpr (kDeg == 2) {
+      // The warp's multipliers of the tile, once per token pair instead of once per fragment and step: lane l
+      // forms (gamma k[i]) of tokens 2 l, 2 l + 1 per m-tile (two 16-bit loads, a pack, a packed multiply); the
+      // steps then read a ready pair per fragment half. (The previous tile's reads of gk were before kBarTile.)
+      const uint32_t gm = gamma2[lane];
+#pragma unroll
+      for (int mt = 0; mt < kMt; ++mt) {
+        const T* col = &sm.k[st][2 * lane][i_row[mt]];
+        const uint32_t k2 = static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(col)) |
+                            (static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(col + Shared::kLdK)) << 16);
+        sm.gk[warp][mt][lane] = mul2<T>(k2, gm);
+      }
+      __syncwarp();
+    }
     const uint64_t desc_st = desc_v0 + static_cast<uint64_t>(st * (Shared::kVBytes / 16));
     // Software-pipelined steps: the shared-memory loads of step s + 1 (K^T fragment by ldmatrix into its A
     // set, the gamma pairs, the k[i] halves) are issued before step s's products and MMAs, so their latency
     // hides behind that work (the wgmma fences are ordered asm: the compiler cannot hoist loads past them).
     struct Raw {
-      uint32_t gm_lo, gm_hi;
-      uint32_t k_lo[kMt], k_hi[kMt];  // deg 2: (k_tok[i], k_tok+1[i]) pairs of the lane's tokens
+      uint32_t gm_lo, gm_hi;          // deg 1: the gamma pairs of the lane's tokens
+      uint32_t k_lo[kMt], k_hi[kMt];  // deg 2: (gamma k_tok[i], gamma k_tok+1[i]) pairs of the lane's tokens
     };
     auto load_raw = [&](int s, Raw& r) {
       const int k0 = s * kMmaTile;
@@ -423,12 +439,23 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       for (int mt = 0; mt < kMt; ++mt)
 #pragma unroll
         for (int x = 0; x < 4; ++x) wg::keep(as[mt][x]);
-      r.gm_lo = gamma2[(k0 + 2 * tq) / 2];
-      r.gm_hi = gamma2[(k0 + 8 + 2 * tq) / 2];
+      if constexpr (kDeg == 2) {  // the multipliers from the warp's table: k_lo / k_hi hold gamma k[i]
+        r.gm_lo = r.gm_hi = 0;
 #pragma unroll
-      for (int mt = 0; mt < kMt; ++mt) {
-        if constexpr ((kDiag & kDiagNoA) != 0) continue;
-        Rows::a_load(as[mt], r.k_lo[mt], r.k_hi[mt], sm.k[st], k0, i_row[mt], jb[mt], lane);
+        for (int mt = 0; mt < kMt; ++mt) {
+          r.k_lo[mt] = sm.gk[warp][mt][(k0 + 2 * tq) / 2];
+          r.k_hi[mt] = sm.gk[warp][mt][(k0 + 8 + 2 * tq) / 2];
+          if constexpr ((kDiag & kDiagNoA) != 0) continue;
+          Rows::a_load_trans(as[mt], sm.k[st], k0, jb[mt], lane);
+        }
+      } else {
+        r.gm_lo = gamma2[(k0 + 2 * tq) / 2];
+        r.gm_hi = gamma2[(k0 + 8 + 2 * tq) / 2];
+#pragma unroll
+        for (int mt = 0; mt < kMt; ++mt) {
+          if constexpr ((kDiag & kDiagNoA) != 0) continue;
+          Rows::a_load(as[mt], r.k_lo[mt], r.k_hi[mt], sm.k[st], k0, i_row[mt], jb[mt], lane);
+        }
       }
     };
     Raw raw[2];
@@ -441,7 +468,10 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 #pragma unroll
       for (int mt = 0; mt < kMt; ++mt) {
         if constexpr ((kDiag & kDiagNoA) != 0) continue;
-        Rows::template a_scale<T>(as[mt], r.k_lo[mt], r.k_hi[mt], r.gm_lo, r.gm_hi);
+        if constexpr (kDeg == 2)
+          Rows::template a_multiply<T>(as[mt], r.k_lo[mt], r.k_hi[mt]);
+        else
+          Rows::template a_scale<T>(as[mt], r.k_lo[mt], r.k_hi[mt], r.gm_lo, r.gm_hi);
 #pragma unroll
         for (int x = 0; x < 4; ++x) wg::keep(as[mt][x]);  // formed before the fence
       }

@@ -118,11 +118,23 @@ struct PaddedRows {
   //   a_scale   a *= gamma pairs (gm_lo / gm_hi, the same tokens) times those k pairs: one packed multiply
   //             per register
   //   a_fragment  both
+  //   a_load_trans  the ldmatrix.trans alone;  a_multiply  a *= ready multiplier pairs (s_lo, s_hi)
+  template <int kLd, typename T>
+  __device__ static void a_load_trans(uint32_t (&a)[4], const T (*sK)[kLd], int k0, int jb, int lane) {
+    ldmatrix_x4_trans(a, &sK[k0 + (lane & 7) + ((lane >> 4) << 3)][jb * kMmaTile + (((lane >> 3) & 1) << 3)]);
+  }
+  template <typename T>
+  __device__ static void a_multiply(uint32_t (&a)[4], uint32_t s_lo, uint32_t s_hi) {
+    a[0] = mul2<T>(a[0], s_lo);
+    a[1] = mul2<T>(a[1], s_lo);
+    a[2] = mul2<T>(a[2], s_hi);
+    a[3] = mul2<T>(a[3], s_hi);
+  }
   template <int kLd, typename T>
   __device__ static void a_load(uint32_t (&a)[4], uint32_t& k_lo, uint32_t& k_hi, const T (*sK)[kLd], int k0, int i,
                                 int jb, int lane) {
     const int tq = lane % 4;
-    ldmatrix_x4_trans(a, &sK[k0 + (lane & 7) + ((lane >> 4) << 3)][jb * kMmaTile + (((lane >> 3) & 1) << 3)]);
+    a_load_trans(a, sK, k0, jb, lane);
     if constexpr (kDeg == 2) {
       auto bits = [&](int tok) { return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&sK[tok][i])); };
       k_lo = bits(k0 + 2 * tq) | (bits(k0 + 2 * tq + 1) << 16);
@@ -136,10 +148,7 @@ struct PaddedRows {
       s_lo = mul2<T>(k_lo, gm_lo);
       s_hi = mul2<T>(k_hi, gm_hi);
     }
-    a[0] = mul2<T>(a[0], s_lo);
-    a[1] = mul2<T>(a[1], s_lo);
-    a[2] = mul2<T>(a[2], s_hi);
-    a[3] = mul2<T>(a[3], s_hi);
+    a_multiply<T>(a, s_lo, s_hi);
   }
   template <typename T, int kLd>
   __device__ static void a_fragment(uint32_t (&a)[4], const T (*sK)[kLd], int k0, int i, int jb, int lane,
