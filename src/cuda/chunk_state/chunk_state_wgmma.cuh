@@ -256,6 +256,23 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     gV += kTt * tok_stride_v;
   };
 
+  // A whole tile's pieces go out in kSteps parts, part s during k-step s, unpredicated (all of them at the tile start
+  // held the warp at the next register write until the copies were accepted: the kernel's largest stall line, long
+  // scoreboard, session 9 profile); the last, partial tile still goes at once through load_tile. The tile's group is
+  // committed after its last part.
+  constexpr int kSteps = kTt / kMmaTile, kPasses = kKPasses + kVPasses;
+  auto load_whole_part = [&](int st, int part) {  // part: a constant after the steps' unrolling
+    const uint32_t k_dst = k_dst0 + st * kKStage, v_dst = v_dst0 + st * kVStage;
+#pragma unroll
+    for (int p = 0; p < kPasses; ++p) {
+      if (p < part * kPasses / kSteps || p >= (part + 1) * kPasses / kSteps) continue;
+      if (p < kKPasses)
+        cp_async_16_at(k_dst + p * kKPass, gK + p * k_pass);
+      else
+        cp_async_16_at(v_dst + (p - kKPasses) * kVPass, gV + (p - kKPasses) * v_pass);
+    }
+  };
+
   // ---- the gate warp: gates of chunk n (from log gates loaded earlier into lg) into slot n & 1 --------------
   float lg[kGateRegs];
   auto load_gates = [&](int64_t n) { load_state_gates(mLg, h, t, c, n, lg); };
@@ -390,9 +407,9 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     // as CUTLASS's cp.async GMMA mainloops rely on, and a fence here would also wait for tile q + 1)
     cp_async_wait<kAhead - 1>();
     bar_sync(kBarTile, kConsumerThreads);  // tile q visible; stage (q + kAhead) % kStages free
-    if (!(kDiag & kDiagNoCopies) && q + kAhead < n_tiles) load_tile(q + kAhead, st_load);
-    st_load = st_load + 1 == kStages ? 0 : st_load + 1;
-    cp_async_commit();
+    const bool ahead = !(kDiag & kDiagNoCopies) && q + kAhead < n_tiles;
+    const bool spread = ahead && (q + kAhead + 1) * kTt <= t;  // a whole tile: in parts during the steps
+    if (ahead && !spread) load_tile(q + kAhead, st_load);
     if (pos0 == 0) {  // ---- chunk n starts: its gates, S_enter[n], then u *= decay ------------------------
       bar_sync(kBarGates, kStateWgThreads);
       wg::wait<0>();
@@ -479,6 +496,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
         wg::wait<kARing - 2>();      // kARing - 2 steps were committed after step s + 1 - kARing
         load_raw(s + 1, raw[(s + 1) % 2]);
       }
+      if (spread) load_whole_part(st_load, s);
       wg::fence();
       const uint64_t desc = desc_st + static_cast<uint64_t>(s * (kMmaTile * kE * 2 / 16));
 #pragma unroll
@@ -489,6 +507,12 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       }
       wg::commit();
     }
+    if (spread) {
+      gK += kTt * tok_stride_k;
+      gV += kTt * tok_stride_v;
+    }
+    cp_async_commit();  // tile q + kAhead's group (empty past the last tile: the wait counts stay uniform)
+    st_load = st_load + 1 == kStages ? 0 : st_load + 1;
     st = st + 1 == kStages ? 0 : st + 1;
     pos0 += kTt;
     if (pos0 == c) {
