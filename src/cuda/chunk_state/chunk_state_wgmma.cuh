@@ -260,6 +260,9 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   // held the warp at the next register write until the copies were accepted: the kernel's largest stall line, long
   // scoreboard, session 9 profile); the last, partial tile still goes at once through load_tile. The tile's group is
   // committed after its last part.
+  // Only with the deep ring (p = 1's lone walks: 518 -> 453 us at 64k). With 4 stages the copies then land up to a
+  // tile later, and p = 2 (a block beside output blocks) was 3.5-7 % slower (session 9 A/B, bench/RESULTS.md).
+  constexpr bool kSpreadCopies = kStages > kStateWgStages;
   constexpr int kSteps = kTt / kMmaTile, kPasses = kKPasses + kVPasses;
   auto load_whole_part = [&](int st, int part) {  // part: a constant after the steps' unrolling
     const uint32_t k_dst = k_dst0 + st * kKStage, v_dst = v_dst0 + st * kVStage;
@@ -408,7 +411,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     cp_async_wait<kAhead - 1>();
     bar_sync(kBarTile, kConsumerThreads);  // tile q visible; stage (q + kAhead) % kStages free
     const bool ahead = !(kDiag & kDiagNoCopies) && q + kAhead < n_tiles;
-    const bool spread = ahead && (q + kAhead + 1) * kTt <= t;  // a whole tile: in parts during the steps
+    const bool spread = kSpreadCopies && ahead && (q + kAhead + 1) * kTt <= t;  // a whole tile, in parts
     if (ahead && !spread) load_tile(q + kAhead, st_load);
     if (pos0 == 0) {  // ---- chunk n starts: its gates, S_enter[n], then u *= decay ------------------------
       bar_sync(kBarGates, kStateWgThreads);
