@@ -95,19 +95,6 @@ __device__ __forceinline__ void mma_ss(float (&acc)[kN / 2], uint64_t desc_a, ui
   detail::ss<typename detail::SsOp<T, kN, kB>::type, kN>(acc, desc_a, desc_b, std::make_index_sequence<kN / 2>{});
 }
 
-// Descriptor of a K-major operand without swizzle at `base` (16-byte aligned): 8 x 16-byte core matrices (8 rows
-// of 8 k values each, rows 16 bytes apart), the two k halves `k_stride` bytes apart, 8-row groups `row_stride`
-// bytes apart (CuTe's INTERLEAVE: ((8, m), 2) : ((1, SBO), LBO) in 16-byte units).
-__device__ __forceinline__ uint64_t k_desc(const void* base, uint32_t k_stride, uint32_t row_stride) {
-  cute::GmmaDescriptor desc;
-  desc.bitfield.start_address_ = static_cast<uint16_t>(smem_addr(base) >> 4);
-  desc.bitfield.leading_byte_offset_ = static_cast<uint16_t>(k_stride >> 4);
-  desc.bitfield.stride_byte_offset_ = static_cast<uint16_t>(row_stride >> 4);
-  desc.bitfield.base_offset_ = 0;
-  desc.bitfield.layout_type_ = static_cast<uint8_t>(GMMA::LayoutType::INTERLEAVE);
-  return desc.desc_;
-}
-
 // Descriptor of an N-major operand without swizzle at `base` (16-byte aligned): 8 x 8 core matrices of 16 bytes per
 // k row (8 n values), the core matrices of consecutive n blocks `n_stride` bytes apart, those of consecutive 8-row k
 // groups `k_stride` bytes apart (CuTe's MN INTERLEAVE: ((8, n), (8, 2)) : ((1, SBO), (8, LBO)) in elements, with SBO
