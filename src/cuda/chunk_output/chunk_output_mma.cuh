@@ -310,75 +310,130 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
       }
     };
     if constexpr (kDeg == 2) load_xq(0, xq);
+    // the second warpgroup to be done with stage `done`'s buffer refills it with stage done + kOutputMmaWStages
+    auto release = [&](int done) {
+      if (done >= 0 && threadIdx.x % (4 * kWarpSize) == 0) {
+        const uint32_t arrivals = shared_fetch_add(&sm.drained[done % kOutputMmaWStages]);
+        if ((arrivals & 1u) != 0 && done + kOutputMmaWStages < kStages) issue_stage(done + kOutputMmaWStages);
+      }
+    };
+    constexpr bool kPipelined = kDeg == 2 && kStageGroups >= 2 && kStageGroups % 2 == 0;
+    [[maybe_unused]] uint32_t a_even[kKb][4], a_odd[kKb][4];  // kPipelined: the two A register sets
     for (int stage = 0; stage < kStages; ++stage) {
       const int ig0 = stage * kStageGroups, buf = stage % kOutputMmaWStages;
       if constexpr (kDeg == 2) {
         if (stage + 1 < kStages) load_xq(stage + 1, xq_next);
       }
-      mbar_wait(&sm.full[buf], (stage / kOutputMmaWStages) & 1);
-      // The stage's A tiles (group ig, block jb: Q's fragment jb times the q[ig] pairs, one packed multiply per
-      // register) stay in registers (wgmma's A from registers: no stmatrix, proxy fence or warpgroup barrier per
-      // stage, the largest stall sites of the shared-memory A); then per tile one wgmma m64 x (e + 8) x k16 against
-      // its 16 rows of (W | z | 0). The stage's groups share their first block, dispatched to a compile-time value,
-      // so no wgmma sits behind a per-tile branch.
-      auto step = [&](auto jb0_c) {
-        constexpr int kJb0 = decltype(jb0_c)::value;
-        constexpr int kTiles = kKb - kJb0;  // tiles per group
-        uint32_t a[kStageGroups * kTiles][4];
+      if constexpr (kPipelined) {
+        // Two or more groups per stage (deg 2, d <= 64): the groups' A tiles alternate between two register sets
+        // (group u: set u % 2), so group u + 1's A is formed while group u's MMAs run (wait<1> first from the
+        // third group on: the set's previous MMAs are done); the stage ends with wait<0> as before. Carrying the
+        // overlap across stages (wait<1> at the stage's start) made ptxas serialise every wgmma (C7513: it does
+        // not follow the register sets through the stage loop).
+        auto step = [&](auto jb0_c) {
+          constexpr int kJb0 = decltype(jb0_c)::value;
+          constexpr int kTiles = kKb - kJb0;  // tiles per group
+          const uint64_t desc_w = wg::mn_interleave_desc(sm.inter.w[buf], 128, 8 * Shared::kCols * 2);
 #pragma unroll
-        for (int u = 0; u < kStageGroups; ++u) {
-          const float x_lo = kDeg == 2 ? to_float(xq[0][u]) : 1.f;  // q_i[i'] of the two rows
-          const float x_hi = kDeg == 2 ? to_float(xq[1][u]) : 1.f;
-          uint32_t pair_lo, pair_hi;
-          if constexpr (kDeg == 2 && !kScaled) {  // bf16: the pair straight from the value's bits
-            pair_lo = static_cast<uint32_t>(__bfloat16_as_ushort(xq[0][u])) * 0x10001u;
-            pair_hi = static_cast<uint32_t>(__bfloat16_as_ushort(xq[1][u])) * 0x10001u;
-          } else {
-            pair_lo = splat2<T>(x_lo);
-            pair_hi = splat2<T>(x_hi);
-          }
+          for (int u = 0; u < kStageGroups; ++u) {
+            uint32_t(&a)[kKb][4] = u % 2 == 0 ? a_even : a_odd;
+            if (u >= 2) wg::wait<1>();  // group u - 2's MMAs, which read this set, are done
+            const uint32_t pair_lo = static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&xq[0][u])) * 0x10001u;
+            const uint32_t pair_hi = static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&xq[1][u])) * 0x10001u;
 #pragma unroll
-          for (int jb = kJb0; jb < kKb; ++jb) {
-            if constexpr (kScaled) {
-              const float f = sm.factor[(Rows::group_first_tile(ig0 + u) + jb - kJb0) * kMmaTile / kMmaScaleRows];
-              pair_lo = splat2<T>(x_lo * f);
-              pair_hi = splat2<T>(x_hi * f);
+            for (int jb = kJb0; jb < kKb; ++jb) {
+              uint32_t lo = pair_lo, hi = pair_hi;
+              if constexpr (kScaled) {
+                const float f = sm.factor[(Rows::group_first_tile(ig0 + u) + jb - kJb0) * kMmaTile / kMmaScaleRows];
+                lo = splat2<T>(to_float(xq[0][u]) * f);
+                hi = splat2<T>(to_float(xq[1][u]) * f);
+              }
+              uint32_t(&at)[4] = a[jb - kJb0];
+              at[0] = mul2<T>(rQ[jb][0], lo);
+              at[1] = mul2<T>(rQ[jb][1], hi);
+              at[2] = mul2<T>(rQ[jb][2], lo);
+              at[3] = mul2<T>(rQ[jb][3], hi);
+#pragma unroll
+              for (int x = 0; x < 4; ++x) wg::keep(at[x]);  // formed before the fence
             }
-            uint32_t(&at)[4] = a[u * kTiles + jb - kJb0];
-            if constexpr (kDeg == 2 || kScaled) {
-              at[0] = mul2<T>(rQ[jb][0], pair_lo);
-              at[1] = mul2<T>(rQ[jb][1], pair_hi);
-              at[2] = mul2<T>(rQ[jb][2], pair_lo);
-              at[3] = mul2<T>(rQ[jb][3], pair_hi);
-            } else {  // deg 1, bf16: the pair is (1, 1)
+            if (u == 0) mbar_wait(&sm.full[buf], (stage / kOutputMmaWStages) & 1);  // the stage's W landed
+            wg::fence();
 #pragma unroll
-              for (int x = 0; x < 4; ++x) at[x] = rQ[jb][x];
+            for (int tile = 0; tile < kTiles; ++tile)  // the group's 16-row slices of the stage
+              wg::mma_rs<T, Shared::kCols, wg::GMMA::Major::MN>(
+                  acc_all, a[tile],
+                  desc_w + static_cast<uint64_t>((u * kTiles + tile) * (kMmaTile * Shared::kCols * 2 / 16)));
+            wg::commit();
+          }
+          wg::wait<0>();  // the MMAs read the sets: done before the next stage rewrites them
+#pragma unroll
+          for (int tile = 0; tile < kTiles; ++tile)
+#pragma unroll
+            for (int x = 0; x < 4; ++x) wg::keep(a_even[tile][x]), wg::keep(a_odd[tile][x]);
+        };
+        with_constant<kKb>(Rows::first_block(ig0), step);  // waits for its MMAs: the W buffer is free
+        release(stage);
+      } else {
+        mbar_wait(&sm.full[buf], (stage / kOutputMmaWStages) & 1);
+        // The stage's A tiles (group ig, block jb: Q's fragment jb times the q[ig] pairs, one packed multiply per
+        // register) stay in registers (wgmma's A from registers: no stmatrix, proxy fence or warpgroup barrier per
+        // stage, the largest stall sites of the shared-memory A); then per tile one wgmma m64 x (e + 8) x k16 against
+        // its 16 rows of (W | z | 0). The stage's groups share their first block, dispatched to a compile-time value,
+        // so no wgmma sits behind a per-tile branch.
+        auto step = [&](auto jb0_c) {
+          constexpr int kJb0 = decltype(jb0_c)::value;
+          constexpr int kTiles = kKb - kJb0;  // tiles per group
+          uint32_t a[kStageGroups * kTiles][4];
+#pragma unroll
+          for (int u = 0; u < kStageGroups; ++u) {
+            const float x_lo = kDeg == 2 ? to_float(xq[0][u]) : 1.f;  // q_i[i'] of the two rows
+            const float x_hi = kDeg == 2 ? to_float(xq[1][u]) : 1.f;
+            uint32_t pair_lo, pair_hi;
+            if constexpr (kDeg == 2 && !kScaled) {  // bf16: the pair straight from the value's bits
+              pair_lo = static_cast<uint32_t>(__bfloat16_as_ushort(xq[0][u])) * 0x10001u;
+              pair_hi = static_cast<uint32_t>(__bfloat16_as_ushort(xq[1][u])) * 0x10001u;
+            } else {
+              pair_lo = splat2<T>(x_lo);
+              pair_hi = splat2<T>(x_hi);
             }
 #pragma unroll
-            for (int x = 0; x < 4; ++x) wg::keep(at[x]);  // formed before the fence
+            for (int jb = kJb0; jb < kKb; ++jb) {
+              if constexpr (kScaled) {
+                const float f = sm.factor[(Rows::group_first_tile(ig0 + u) + jb - kJb0) * kMmaTile / kMmaScaleRows];
+                pair_lo = splat2<T>(x_lo * f);
+                pair_hi = splat2<T>(x_hi * f);
+              }
+              uint32_t(&at)[4] = a[u * kTiles + jb - kJb0];
+              if constexpr (kDeg == 2 || kScaled) {
+                at[0] = mul2<T>(rQ[jb][0], pair_lo);
+                at[1] = mul2<T>(rQ[jb][1], pair_hi);
+                at[2] = mul2<T>(rQ[jb][2], pair_lo);
+                at[3] = mul2<T>(rQ[jb][3], pair_hi);
+              } else {  // deg 1, bf16: the pair is (1, 1)
+#pragma unroll
+                for (int x = 0; x < 4; ++x) at[x] = rQ[jb][x];
+              }
+#pragma unroll
+              for (int x = 0; x < 4; ++x) wg::keep(at[x]);  // formed before the fence
+            }
           }
-        }
-        wg::fence();
-        // B = the tile's 16 rows of (W | z | 0): core matrices of n blocks 128 bytes apart, 8-row groups 8 kCols 2
-        // bytes apart; one wgmma m64 x (e + 8) x k16 per tile gives num (columns < e) and den (column e)
-        const uint64_t desc_w = wg::mn_interleave_desc(sm.inter.w[buf], 128, 8 * Shared::kCols * 2);
+          wg::fence();
+          // B = the tile's 16 rows of (W | z | 0): core matrices of n blocks 128 bytes apart, 8-row groups 8 kCols 2
+          // bytes apart; one wgmma m64 x (e + 8) x k16 per tile gives num (columns < e) and den (column e)
+          const uint64_t desc_w = wg::mn_interleave_desc(sm.inter.w[buf], 128, 8 * Shared::kCols * 2);
 #pragma unroll
-        for (int tile = 0; tile < kStageGroups * kTiles; ++tile)  // tile: the 16-row slice of the stage
-          wg::mma_rs<T, Shared::kCols, wg::GMMA::Major::MN>(
-              acc_all, a[tile], desc_w + static_cast<uint64_t>(tile * (kMmaTile * Shared::kCols * 2 / 16)));
-        wg::commit();
-        wg::wait<0>();  // the MMAs read a from registers: done before the next stage rewrites them
+          for (int tile = 0; tile < kStageGroups * kTiles; ++tile)  // tile: the 16-row slice of the stage
+            wg::mma_rs<T, Shared::kCols, wg::GMMA::Major::MN>(
+                acc_all, a[tile], desc_w + static_cast<uint64_t>(tile * (kMmaTile * Shared::kCols * 2 / 16)));
+          wg::commit();
+          wg::wait<0>();  // the MMAs read a from registers: done before the next stage rewrites them
 #pragma unroll
-        for (int tile = 0; tile < kStageGroups * kTiles; ++tile)
+          for (int tile = 0; tile < kStageGroups * kTiles; ++tile)
 #pragma unroll
-          for (int x = 0; x < 4; ++x) wg::keep(a[tile][x]);
-      };
-      with_constant<kKb>(Rows::first_block(ig0), step);  // waits for its MMAs: the W buffer is free
-      // the second warpgroup to be done with a buffer refills it
-      const int done = stage;
-      if (done >= 0 && threadIdx.x % (4 * kWarpSize) == 0) {
-        const uint32_t arrivals = shared_fetch_add(&sm.drained[done % kOutputMmaWStages]);
-        if ((arrivals & 1u) != 0 && done + kOutputMmaWStages < kStages) issue_stage(done + kOutputMmaWStages);
+            for (int x = 0; x < 4; ++x) wg::keep(a[tile][x]);
+        };
+        with_constant<kKb>(Rows::first_block(ig0), step);  // waits for its MMAs: the W buffer is free
+        release(stage);  // the second warpgroup to be done with a buffer refills it
       }
       if constexpr (kDeg == 2) {
 #pragma unroll
