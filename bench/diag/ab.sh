@@ -8,7 +8,8 @@
 # Both trees are built in parallel with POWERRET_INSTANTIATIONS=ci (bf16 tensor-core configurations d = e = 64,
 # p = 1, 2; others run on the CUDA-core path), unless POWERRET_AB_FULL=1 (full instantiations: d = 128 too).
 # POWERRET_AB_CASES replaces the default cases (one powerret-bench argument list per line).
-# Writes OUT_DIR/ab.txt: "<side> <case>: op,us_median,us_min,us_max,tflops,tc_fraction,verify_err,verify_tol".
+# Writes OUT_DIR/ab.txt: "<side> <case>: op,us_median,us_min,us_max,tflops,tc_fraction,verify_err,verify_tol",
+# and OUT_DIR/ab.md, the same as a markdown table (bench/diag/ab_table.py).
 set -uo pipefail
 out=${1:?usage: bench/diag/ab.sh OUT_DIR REF_TREE [ROUNDS]}
 # REF_TREE may list several trees, comma-separated: sides ref, ref2, ref3, ... and new, same rounds
@@ -63,3 +64,5 @@ for round in $(seq "$rounds"); do
     done <<< "$cases"
   done
 done
+# the same numbers as a markdown table (rounds per cell, new / ref from the medians of the rounds)
+python3 bench/diag/ab_table.py "$out/ab.txt" | tee "$out/ab.md"  # (the working directory is the repository root)

@@ -66,8 +66,9 @@ struct StateMmaShared {
   uint32_t warp_max[kStateMmaWarps<kE>];  // fp16: the warps' max |W| bits (entering_scale_shift)
 };
 
+// deg 1, d = 128: one block per SM (its 128-register cap spilled 8 bytes; the grid is one block per head)
 template <typename T, int kD, int kE, int kDeg>
-__global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 ? 1 : 2)
+__global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 || (kDeg == 1 && kD == 128) ? 1 : 2)
     chunk_state_mma_kernel(detail::ForwardProblem problem, MmaWorkspace workspace) {
   using Rows = PaddedRows<kD, kDeg>;
   using Shared = StateMmaShared<T, kD, kE>;

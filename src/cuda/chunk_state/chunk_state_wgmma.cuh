@@ -128,6 +128,9 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   constexpr int kMt = kCtas == 1 ? (Rows::kTiles + kStateWgConsumers - 1) / kStateWgConsumers : kStateWgMTiles;
   constexpr int kScaleTiles = kCtas;
   constexpr bool kScaled = std::is_same_v<T, __half>;
+  // deg 2: the per-warp table of (gamma k[i]) pairs (sm.gk), except at d = 128, where it spilled at e = 64 (168
+  // registers) and measured no faster (session 9)
+  constexpr bool kGkTable = kDeg == 2 && kD != 128;
   constexpr auto kMajorV = wg::GMMA::Major::MN, kMajorOnes = wg::GMMA::Major::K;
   extern __shared__ unsigned char smem_raw[];
   // 1024-byte alignment (the 128-byte swizzle) by an offset from smem_raw, not by integer arithmetic on a
@@ -430,7 +433,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     }
 
     const uint32_t* gamma2 = sm.gamma2[n & 1] + pos0 / 2;
-    if constexpr (kDeg == 2) {
+    if constexpr (kGkTable) {
       // The warp's multipliers of the tile, once per token pair instead of once per fragment and step: lane l
       // forms (gamma k[i]) of tokens 2 l, 2 l + 1 per m-tile (two 16-bit loads, a pack, a packed multiply); the
       // steps then read a ready pair per fragment half. (The previous tile's reads of gk were before kBarTile.)
@@ -459,7 +462,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       for (int mt = 0; mt < kMt; ++mt)
 #pragma unroll
         for (int x = 0; x < 4; ++x) wg::keep(as[mt][x]);
-      if constexpr (kDeg == 2) {  // the multipliers from the warp's table: k_lo / k_hi hold gamma k[i]
+      if constexpr (kGkTable) {  // the multipliers from the warp's table: k_lo / k_hi hold gamma k[i]
         r.gm_lo = r.gm_hi = 0;
 #pragma unroll
         for (int mt = 0; mt < kMt; ++mt) {
@@ -488,7 +491,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 #pragma unroll
       for (int mt = 0; mt < kMt; ++mt) {
         if constexpr ((kDiag & kDiagNoA) != 0) continue;
-        if constexpr (kDeg == 2)
+        if constexpr (kGkTable)
           Rows::template a_multiply<T>(as[mt], r.k_lo[mt], r.k_hi[mt]);
         else
           Rows::template a_scale<T>(as[mt], r.k_lo[mt], r.k_hi[mt], r.gm_lo, r.gm_hi);
