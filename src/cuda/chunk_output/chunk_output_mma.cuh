@@ -65,7 +65,7 @@ inline constexpr int kOutputMmaWStages = 3;                           // W stage
 template <int kD, int kDeg>
 inline constexpr int kOutputMmaStageGroups = kDeg == 2 ? kOutputMmaStageRows / kD : 1;
 // The inter MMAs take A from registers, formed per stage (at most 8 tiles: 32 registers) and waited for at the
-// stage's end (one register set; session 5 measured A through shared memory and RS variants, session 8 this one).
+// stage's end (one register set; session 5 measured A through shared memory, session 9 this form: faster).
 
 template <typename T, int kD, int kE, int kDeg>
 struct OutputMmaShared {
@@ -375,10 +375,9 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
       };
       with_constant<kKb>(Rows::first_block(ig0), step);  // waits for its MMAs: the W buffer is free
       // the second warpgroup to be done with a buffer refills it
-      const int done = stage;
-      if (done >= 0 && threadIdx.x % (4 * kWarpSize) == 0) {
-        const uint32_t arrivals = shared_fetch_add(&sm.drained[done % kOutputMmaWStages]);
-        if ((arrivals & 1u) != 0 && done + kOutputMmaWStages < kStages) issue_stage(done + kOutputMmaWStages);
+      if (threadIdx.x % (4 * kWarpSize) == 0) {
+        const uint32_t arrivals = shared_fetch_add(&sm.drained[stage % kOutputMmaWStages]);
+        if ((arrivals & 1u) != 0 && stage + kOutputMmaWStages < kStages) issue_stage(stage + kOutputMmaWStages);
       }
       if constexpr (kDeg == 2) {
 #pragma unroll
