@@ -65,7 +65,7 @@ inline constexpr int kOutputMmaWStages = 3;                           // W stage
 template <int kD, int kDeg>
 inline constexpr int kOutputMmaStageGroups = kDeg == 2 ? kOutputMmaStageRows / kD : 1;
 // The inter MMAs take A from registers, formed per stage (at most 8 tiles: 32 registers) and waited for at the
-// stage's end (one register set; session 5 measured A through shared memory and RS variants, session 8 this one).
+// stage's end (one register set; session 5 measured A through shared memory, session 9 this form: faster).
 
 template <typename T, int kD, int kE, int kDeg>
 struct OutputMmaShared {

@@ -214,9 +214,8 @@ __global__ void __launch_bounds__(kStateMmaWarps<kE> * kWarpSize, kE == 128 || (
             pack2<T>(f * rAcc[mt][nt][2], f * rAcc[mt][nt][3]);
       }
       if (has_z(mt) && tq == 0) {  // z of rows g and g + 8 in column e: a core-matrix row (z, 0, ..., 0) each
-        *reinterpret_cast<uint4*>(gW + entering_offset<kE>(row, kE)) = make_uint4(pack2<T>(f * rAcc[mt][kNt][0], 0.f), 0u, 0u, 0u);
-        *reinterpret_cast<uint4*>(gW + entering_offset<kE>(row + 8, kE)) =
-            make_uint4(pack2<T>(f * rAcc[mt][kNt][2], 0.f), 0u, 0u, 0u);
+        store_entering_z<T, kE>(gW, row, f * rAcc[mt][kNt][0]);
+        store_entering_z<T, kE>(gW, row + 8, f * rAcc[mt][kNt][2]);
       }
     }
   };

@@ -233,32 +233,6 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   const uint32_t k_dst0 = smem_addr(&sm.k[0][k_row0][k_piece * 8]);
   const uint32_t v_dst0 = smem_addr(sm.v[0]) + mn_swizzled_offset<kE>(v_piece * 8, v_row0);
   const int64_t k_pass = kKRowStep * tok_stride_k, v_pass = kVRowStep * tok_stride_v;  // elements between passes
-  auto load_tile = [&](int64_t q, int st) {  // q: the next tile not yet loaded (tiles load in order)
-    const int64_t left = t - q * kTt;         // tokens from the tile's first on
-    const uint32_t k_dst = k_dst0 + st * kKStage, v_dst = v_dst0 + st * kVStage;
-    if (left >= kTt) {
-      const T* src = gK;
-#pragma unroll
-      for (int p = 0; p < kKPasses; ++p, src += k_pass) cp_async_16_at(k_dst + p * kKPass, src);
-      src = gV;
-#pragma unroll
-      for (int p = 0; p < kVPasses; ++p, src += v_pass) cp_async_16_at(v_dst + p * kVPass, src);
-    } else {
-#pragma unroll
-      for (int p = 0; p < kKPasses; ++p) {
-        const bool valid = k_row0 + p * kKRowStep < left;
-        cp_async_16_at(k_dst + p * kKPass, valid ? gK + p * k_pass : gK, valid);
-      }
-#pragma unroll
-      for (int p = 0; p < kVPasses; ++p) {
-        const bool valid = v_row0 + p * kVRowStep < left;
-        cp_async_16_at(v_dst + p * kVPass, valid ? gV + p * v_pass : gV, valid);
-      }
-    }
-    gK += kTt * tok_stride_k;
-    gV += kTt * tok_stride_v;
-  };
-
   // A whole tile's pieces go out in kSteps parts, part s during k-step s, unpredicated (all of them at the tile start
   // held the warp at the next register write until the copies were accepted: the kernel's largest stall line, long
   // scoreboard, session 9 profile); the last, partial tile still goes at once through load_tile. The tile's group is
@@ -277,6 +251,28 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       else
         cp_async_16_at(v_dst + (p - kKPasses) * kVPass, gV + (p - kKPasses) * v_pass);
     }
+  };
+
+  auto load_tile = [&](int64_t q, int st) {  // q: the next tile not yet loaded (tiles load in order)
+    const int64_t left = t - q * kTt;         // tokens from the tile's first on
+    const uint32_t k_dst = k_dst0 + st * kKStage, v_dst = v_dst0 + st * kVStage;
+    if (left >= kTt) {
+#pragma unroll
+      for (int part = 0; part < kSteps; ++part) load_whole_part(st, part);
+    } else {
+#pragma unroll
+      for (int p = 0; p < kKPasses; ++p) {
+        const bool valid = k_row0 + p * kKRowStep < left;
+        cp_async_16_at(k_dst + p * kKPass, valid ? gK + p * k_pass : gK, valid);
+      }
+#pragma unroll
+      for (int p = 0; p < kVPasses; ++p) {
+        const bool valid = v_row0 + p * kVRowStep < left;
+        cp_async_16_at(v_dst + p * kVPass, valid ? gV + p * v_pass : gV, valid);
+      }
+    }
+    gK += kTt * tok_stride_k;
+    gV += kTt * tok_stride_v;
   };
 
   // ---- the gate warp: gates of chunk n (from log gates loaded earlier into lg) into slot n & 1 --------------
@@ -346,10 +342,8 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
         }
         if (tq == 0) {  // z of rows g and g + 8: a core-matrix row (z, 0, ..., 0) each
           const int zrow = (m * kStateWgConsumers + warp) * kMmaTile + g;
-          *reinterpret_cast<uint4*>(&sm.staging[0] + entering_offset<kE>(zrow, kE)) =
-              make_uint4(pack2<T>(f * accz[mt][0], 0.f), 0u, 0u, 0u);
-          *reinterpret_cast<uint4*>(&sm.staging[0] + entering_offset<kE>(zrow + 8, kE)) =
-              make_uint4(pack2<T>(f * accz[mt][2], 0.f), 0u, 0u, 0u);
+          store_entering_z<T, kE>(&sm.staging[0], zrow, f * accz[mt][0]);
+          store_entering_z<T, kE>(&sm.staging[0], zrow + 8, f * accz[mt][2]);
         }
       }
       bar_sync(kBarMax, kConsumerThreads);  // staged

@@ -61,6 +61,13 @@ __host__ __device__ constexpr uint32_t entering_offset(int row, int col) {
   return static_cast<uint32_t>((row / 8) * 8 * kEnteringCols<kE> + (col / 8) * 64 + (row % 8) * 8 + col % 8);
 }
 
+// Row `row`'s z of entering states laid out from `base` (the workspace slot or a staging buffer): the core-matrix
+// row (z, 0, ..., 0) in columns e .. e + 7, one 16-byte store.
+template <typename T, int kE>
+__device__ __forceinline__ void store_entering_z(T* base, int row, float z) {
+  *reinterpret_cast<uint4*>(base + entering_offset<kE>(row, kE)) = make_uint4(pack2<T>(z, 0.f), 0u, 0u, 0u);
+}
+
 template <int kD, int kDeg>
 struct PaddedRows {
   static_assert(kD % kMmaTile == 0 && (kDeg == 1 || kDeg == 2), "padded rows: d a multiple of 16, deg 1 or 2");

@@ -76,8 +76,8 @@ inline WorkspaceLayout workspace_layout(const detail::ForwardProblem& problem) {
   return layout;
 }
 
-// The tensor-core path: states (with z), scales (byte offsets in the same WorkspaceLayout fields; zs empty,
-// decays holds the scales).
+// The tensor-core path: states (with z) and scales (byte offsets in the same WorkspaceLayout fields: decays holds
+// the scales; zs is unused).
 inline WorkspaceLayout mma_workspace_layout(const detail::ForwardProblem& problem) {
   const auto chunks = static_cast<std::size_t>(problem.b * problem.h * problem.n_chunks);
   const auto rows = static_cast<std::size_t>(padded_state_rows(problem.d, problem.deg));
@@ -86,8 +86,7 @@ inline WorkspaceLayout mma_workspace_layout(const detail::ForwardProblem& proble
   constexpr std::size_t kHalf = 2;  // bytes of fp16 / bf16
   WorkspaceLayout layout;
   layout.states = 0;
-  layout.zs = layout.states + align_up(chunks * rows * cols * kHalf);
-  layout.decays = layout.zs;  // the scales
+  layout.decays = layout.states + align_up(chunks * rows * cols * kHalf);  // the scales
   layout.ready = layout.decays + align_up(chunks * tiles * sizeof(int32_t));
   layout.bytes = layout.ready + align_up(chunks * sizeof(int32_t));
   return layout;
