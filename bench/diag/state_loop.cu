@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <vector>
 
@@ -102,8 +103,10 @@ void sweep(const Buffers& buf, int64_t t, int64_t h, int chunk) {
 
 }  // namespace
 
-int main() {
-  const int64_t t = 65536, h = 8;
+int main(int argc, char** argv) {
+  // h: heads (default 8: 160 blocks, 28 SMs with two walks; 4: 80 lone walks); DEG: 1, 2 or 0 (both)
+  const int64_t t = 65536, h = argc > 1 ? std::atoll(argv[1]) : 8;
+  const int deg = argc > 2 ? std::atoi(argv[2]) : 0;
   const int chunk = 256;
   std::mt19937 rng(11);
   std::normal_distribution<float> normal(0.f, 1.f);
@@ -129,7 +132,7 @@ int main() {
   CHECK(cudaGetDeviceProperties(&prop, 0));
   std::printf("%s, chunk_state_wgmma alone, b=1 t=%lld h=%lld d=e=64 bf16 gated chunk %d (%lld tiles)\n", prop.name,
               static_cast<long long>(t), static_cast<long long>(h), chunk, static_cast<long long>(t / 64));
-  sweep<2>(buf, t, h, chunk);
-  sweep<1>(buf, t, h, chunk);
+  if (deg != 1) sweep<2>(buf, t, h, chunk);
+  if (deg != 2) sweep<1>(buf, t, h, chunk);
   return 0;
 }
