@@ -8,6 +8,8 @@
 # Both trees are built in parallel with POWERRET_INSTANTIATIONS=ci (bf16 tensor-core configurations d = e = 64,
 # p = 1, 2; others run on the CUDA-core path), unless POWERRET_AB_FULL=1 (full instantiations: d = 128 too).
 # POWERRET_AB_CASES replaces the default cases (one powerret-bench argument list per line).
+# POWERRET_AB_NEW_ENV="VAR=value ..." adds a side newenv: the working tree's build run with those variables (a
+# diagnostic switch of the library, e.g. POWERRET_STATE_BLOCK_ROWS=128), in the same rounds.
 # Writes OUT_DIR/ab.txt: "<side> <case>: op,us_median,us_min,us_max,tflops,tc_fraction,verify_err,verify_tol",
 # and OUT_DIR/ab.md, the same as a markdown table (bench/diag/ab_table.py).
 set -uo pipefail
@@ -39,6 +41,7 @@ for i in "${!ref_trees[@]}"; do
   build "${ref_trees[$i]}" "$name" &
 done
 sides+=(new)
+[ -n "${POWERRET_AB_NEW_ENV:-}" ] && sides+=(newenv)
 rm -rf /tmp/ab_wheel_new
 build "$PWD" new &
 wait
@@ -53,13 +56,15 @@ bin="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/powe
 : > "$out/ab.txt"
 for round in $(seq "$rounds"); do
   for side in "${sides[@]}"; do
-    python3 -m pip install -q --no-deps --force-reinstall /tmp/ab_wheel_$side/*.whl > /dev/null 2>&1 ||
+    wheel=$side envs=()
+    [ "$side" = newenv ] && { wheel=new; read -r -a envs <<< "$POWERRET_AB_NEW_ENV"; }
+    python3 -m pip install -q --no-deps --force-reinstall /tmp/ab_wheel_$wheel/*.whl > /dev/null 2>&1 ||
       { echo "$side: install failed"; continue; }
     while IFS= read -r args; do
       [ -n "$args" ] || continue
       # columns: op, median, min, max (us), TFLOP/s, tensor-core fraction, verify error and tolerance (the verified
       # field itself holds a comma, hence 35-36)
-      line=$("$bin" $args --iters 30 --format csv 2>&1 | tail -1 | cut -d, -f1,20-22,25,31,35,36)
+      line=$(env "${envs[@]}" "$bin" $args --iters 30 --format csv 2>&1 | tail -1 | cut -d, -f1,20-22,25,31,35,36)
       echo "$side [$args]: $line" | tee -a "$out/ab.txt"
     done <<< "$cases"
   done
