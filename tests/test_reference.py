@@ -142,6 +142,15 @@ def test_lowp_baselines_are_plausible(rng, dtype, init):
     tdt = getattr(torch, dtype)
     b, t, hq, h, d, e, deg = 1, 40, 2, 1, 8, 8, 2
     q, k, v, lg, st = _inputs(rng, b, t, hq, h, d, e, "reset", init, deg)
+    # A query on a reset token sees its own key alone: den = (scale q.k)^2, which underflows in fp16 when q is nearly
+    # orthogonal to k (y = 0 instead of v: one row off by |v|, a relative error ~0.1 over the whole output; seen
+    # once in CI). Keep those scores at least 0.25 from 0: the baseline's rounding, not that cancellation, is tested.
+    scale = 1.0 / math.sqrt(d)
+    for i in np.flatnonzero(lg[0, :, 0] == -np.inf):
+        for iq in range(hq):
+            s = scale * q[0, i, iq] @ k[0, i, 0]
+            if abs(s) < 0.25:
+                q[0, i, iq] += (0.25 - abs(s)) * (1 if s >= 0 else -1) / (scale * (k[0, i, 0] @ k[0, i, 0])) * k[0, i, 0]
     q, k, v = (torch.from_numpy(a).to(tdt) for a in (q, k, v))
     r = ref.power_retention(q.double().numpy(), k.double().numpy(), v.double().numpy(), lg,
                             deg=deg, initial_state=st)
