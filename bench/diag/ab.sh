@@ -64,7 +64,9 @@ for round in $(seq "$rounds"); do
       [ -n "$args" ] || continue
       # columns: op, median, min, max (us), TFLOP/s, tensor-core fraction, verify error and tolerance (the verified
       # field itself holds a comma, hence 35-36)
-      line=$(env "${envs[@]}" "$bin" $args --iters 30 --format csv 2>&1 | tail -1 | cut -d, -f1,20-22,25,31,35,36)
+      # a case that hangs (a kernel waiting forever) costs POWERRET_AB_TIMEOUT seconds, not the device call
+      line=$(timeout "${POWERRET_AB_TIMEOUT:-120}" env "${envs[@]}" "$bin" $args --iters 30 --format csv 2>&1 | tail -1 |
+        cut -d, -f1,20-22,25,31,35,36)
       echo "$side [$args]: $line" | tee -a "$out/ab.txt"
     done <<< "$cases"
   done
