@@ -30,19 +30,15 @@ def forward_us(heads, walks_per_head=20, walk_us=WALK_US, walk_pair_us=WALK_PAIR
     singles = min(walks, sms) - pairs
     free = sms - singles - pairs
     work = output_us_h8 * 2 * sms * heads / 8  # slot-µs
-    # piecewise-constant slot rate: until walk_us, after it until walk_pair_us (if any pairs), then all SMs free
-    phases = []
-    if singles:
-        phases.append((walk_us, 2 * free + beside * singles))
-        phases.append((walk_pair_us if pairs else walk_us, 2 * (free + singles)))
-    elif pairs:
-        phases.append((walk_pair_us, 2 * free))
+    last_walk = walk_pair_us if pairs else walk_us if walks else 0.0
+    # piecewise-constant slot rate: until the lone walks end, until the pairs end, then every SM free
+    phases = [(walk_us if singles else 0.0, 2 * free + beside * singles), (last_walk, 2 * (free + singles))]
     t, done = 0.0, 0.0
     for end, rate in phases:
         if end <= t:
             continue
         if rate > 0 and done + rate * (end - t) >= work:
-            return max(t + (work - done) / rate, walk_pair_us if pairs else walk_us if walks else 0.0)
+            return max(t + (work - done) / rate, last_walk)
         done += rate * (end - t)
         t = end
     return t + (work - done) / (2 * sms)

@@ -310,9 +310,46 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
       }
     };
     if constexpr (kDeg == 2) load_xq(0, xq);
+    // Group u's A tiles of the stage of group ig0 (blocks jb0 .. kKb - 1 into a[jb - jb0]): Q's fragment jb times the
+    // q[ig0 + u] pairs of the lane's two rows, one packed multiply per register (wgmma's A from registers: no
+    // stmatrix, proxy fence or warpgroup barrier per stage, the largest stall sites of the shared-memory A); fp16
+    // folds 2^(scale_tile - scale_max) into the pair; deg 1, bf16: Q's fragment itself.
+    auto form_group = [&](auto jb0_c, uint32_t(*a)[4], int ig0, int u) {
+      constexpr int kJb0 = decltype(jb0_c)::value;
+      float x_lo = 1.f, x_hi = 1.f;  // q_i[i'] of the two rows (deg 1: 1; xq is not loaded)
+      if constexpr (kDeg == 2) x_lo = to_float(xq[0][u]), x_hi = to_float(xq[1][u]);
+      uint32_t pair_lo, pair_hi;
+      if constexpr (kDeg == 2 && !kScaled) {  // bf16: the pair straight from the value's bits
+        pair_lo = static_cast<uint32_t>(__bfloat16_as_ushort(xq[0][u])) * 0x10001u;
+        pair_hi = static_cast<uint32_t>(__bfloat16_as_ushort(xq[1][u])) * 0x10001u;
+      } else {
+        pair_lo = splat2<T>(x_lo);
+        pair_hi = splat2<T>(x_hi);
+      }
+#pragma unroll
+      for (int jb = kJb0; jb < kKb; ++jb) {
+        if constexpr (kScaled) {
+          const float f = sm.factor[(Rows::group_first_tile(ig0 + u) + jb - kJb0) * kMmaTile / kMmaScaleRows];
+          pair_lo = splat2<T>(x_lo * f);
+          pair_hi = splat2<T>(x_hi * f);
+        }
+        uint32_t(&at)[4] = a[jb - kJb0];
+        if constexpr (kDeg == 2 || kScaled) {
+          at[0] = mul2<T>(rQ[jb][0], pair_lo);
+          at[1] = mul2<T>(rQ[jb][1], pair_hi);
+          at[2] = mul2<T>(rQ[jb][2], pair_lo);
+          at[3] = mul2<T>(rQ[jb][3], pair_hi);
+        } else {  // deg 1, bf16: the pair is (1, 1)
+#pragma unroll
+          for (int x = 0; x < 4; ++x) at[x] = rQ[jb][x];
+        }
+#pragma unroll
+        for (int x = 0; x < 4; ++x) wg::keep(at[x]);  // formed before the fence
+      }
+    };
     // the second warpgroup to be done with stage `done`'s buffer refills it with stage done + kOutputMmaWStages
     auto release = [&](int done) {
-      if (done >= 0 && threadIdx.x % (4 * kWarpSize) == 0) {
+      if (threadIdx.x % (4 * kWarpSize) == 0) {
         const uint32_t arrivals = shared_fetch_add(&sm.drained[done % kOutputMmaWStages]);
         if ((arrivals & 1u) != 0 && done + kOutputMmaWStages < kStages) issue_stage(done + kOutputMmaWStages);
       }
@@ -338,24 +375,7 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
           for (int u = 0; u < kStageGroups; ++u) {
             uint32_t(&a)[kKb][4] = u % 2 == 0 ? a_even : a_odd;
             if (u >= 2) wg::wait<1>();  // group u - 2's MMAs, which read this set, are done
-            const uint32_t pair_lo = static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&xq[0][u])) * 0x10001u;
-            const uint32_t pair_hi = static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&xq[1][u])) * 0x10001u;
-#pragma unroll
-            for (int jb = kJb0; jb < kKb; ++jb) {
-              uint32_t lo = pair_lo, hi = pair_hi;
-              if constexpr (kScaled) {
-                const float f = sm.factor[(Rows::group_first_tile(ig0 + u) + jb - kJb0) * kMmaTile / kMmaScaleRows];
-                lo = splat2<T>(to_float(xq[0][u]) * f);
-                hi = splat2<T>(to_float(xq[1][u]) * f);
-              }
-              uint32_t(&at)[4] = a[jb - kJb0];
-              at[0] = mul2<T>(rQ[jb][0], lo);
-              at[1] = mul2<T>(rQ[jb][1], hi);
-              at[2] = mul2<T>(rQ[jb][2], lo);
-              at[3] = mul2<T>(rQ[jb][3], hi);
-#pragma unroll
-              for (int x = 0; x < 4; ++x) wg::keep(at[x]);  // formed before the fence
-            }
+            form_group(jb0_c, a, ig0, u);
             if (u == 0) mbar_wait(&sm.full[buf], (stage / kOutputMmaWStages) & 1);  // the stage's W landed
             wg::fence();
 #pragma unroll
@@ -375,48 +395,15 @@ __global__ void __launch_bounds__(kOutputMmaThreads, kD == 128 || kE == 128 ? 1 
         release(stage);
       } else {
         mbar_wait(&sm.full[buf], (stage / kOutputMmaWStages) & 1);
-        // The stage's A tiles (group ig, block jb: Q's fragment jb times the q[ig] pairs, one packed multiply per
-        // register) stay in registers (wgmma's A from registers: no stmatrix, proxy fence or warpgroup barrier per
-        // stage, the largest stall sites of the shared-memory A); then per tile one wgmma m64 x (e + 8) x k16 against
-        // its 16 rows of (W | z | 0). The stage's groups share their first block, dispatched to a compile-time value,
-        // so no wgmma sits behind a per-tile branch.
+        // The stage's A tiles in registers, then per tile one wgmma m64 x (e + 8) x k16 against its 16 rows of
+        // (W | z | 0). The stage's groups share their first block, dispatched to a compile-time value, so no wgmma
+        // sits behind a per-tile branch.
         auto step = [&](auto jb0_c) {
           constexpr int kJb0 = decltype(jb0_c)::value;
           constexpr int kTiles = kKb - kJb0;  // tiles per group
           uint32_t a[kStageGroups * kTiles][4];
 #pragma unroll
-          for (int u = 0; u < kStageGroups; ++u) {
-            const float x_lo = kDeg == 2 ? to_float(xq[0][u]) : 1.f;  // q_i[i'] of the two rows
-            const float x_hi = kDeg == 2 ? to_float(xq[1][u]) : 1.f;
-            uint32_t pair_lo, pair_hi;
-            if constexpr (kDeg == 2 && !kScaled) {  // bf16: the pair straight from the value's bits
-              pair_lo = static_cast<uint32_t>(__bfloat16_as_ushort(xq[0][u])) * 0x10001u;
-              pair_hi = static_cast<uint32_t>(__bfloat16_as_ushort(xq[1][u])) * 0x10001u;
-            } else {
-              pair_lo = splat2<T>(x_lo);
-              pair_hi = splat2<T>(x_hi);
-            }
-#pragma unroll
-            for (int jb = kJb0; jb < kKb; ++jb) {
-              if constexpr (kScaled) {
-                const float f = sm.factor[(Rows::group_first_tile(ig0 + u) + jb - kJb0) * kMmaTile / kMmaScaleRows];
-                pair_lo = splat2<T>(x_lo * f);
-                pair_hi = splat2<T>(x_hi * f);
-              }
-              uint32_t(&at)[4] = a[u * kTiles + jb - kJb0];
-              if constexpr (kDeg == 2 || kScaled) {
-                at[0] = mul2<T>(rQ[jb][0], pair_lo);
-                at[1] = mul2<T>(rQ[jb][1], pair_hi);
-                at[2] = mul2<T>(rQ[jb][2], pair_lo);
-                at[3] = mul2<T>(rQ[jb][3], pair_hi);
-              } else {  // deg 1, bf16: the pair is (1, 1)
-#pragma unroll
-                for (int x = 0; x < 4; ++x) at[x] = rQ[jb][x];
-              }
-#pragma unroll
-              for (int x = 0; x < 4; ++x) wg::keep(at[x]);  // formed before the fence
-            }
-          }
+          for (int u = 0; u < kStageGroups; ++u) form_group(jb0_c, &a[u * kTiles], ig0, u);
           wg::fence();
           // B = the tile's 16 rows of (W | z | 0): core matrices of n blocks 128 bytes apart, 8-row groups 8 kCols 2
           // bytes apart; one wgmma m64 x (e + 8) x k16 per tile gives num (columns < e) and den (column e)
