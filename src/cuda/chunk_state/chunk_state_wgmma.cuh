@@ -43,7 +43,19 @@
 namespace powerret::cuda {
 
 inline constexpr int kStateWgConsumers = 4;                            // warps of the warpgroup
-inline constexpr int kStateWgThreads = (kStateWgConsumers + 1) * kWarpSize;  // + the gate warp
+// Threads of the warpgroup and the gate warp (the count of the barriers they meet at)
+inline constexpr int kStateWgBarThreads = (kStateWgConsumers + 1) * kWarpSize;
+// Threads launched: two warpgroups, the second being the gate warp and three warps that leave at once. Warps
+// sit on the SM's four register sub-partitions by warp index mod 4 (16 K registers each, i.e. 512 per lane
+// slot). With five warps, the gate warp shared sub-partition 0 with warp 0 (2 x 168 registers per lane slot),
+// which left room there for one of chunk_output_mma's two 128-register warps per sub-partition: no output block
+// ever ran beside a walk (bench/RESULTS.md, session 10). Launched as eight warps of 128 registers (two blocks per
+// SM at most), the block takes 256 per sub-partition, and setmaxnreg moves them to the MMA warps (192) from the
+// second warpgroup (64): an output block (2 x 128) fits beside every walk.
+inline constexpr int kStateWgThreads = 2 * kStateWgConsumers * kWarpSize;
+// registers per thread after the split (setmaxnreg; 2 x 128 = kStateWgMmaRegs + kStateWgGateRegs), for the
+// kernels of two blocks per SM (e <= 64); e = 128's kernels run one block per SM at up to 255 without a split
+inline constexpr int kStateWgMmaRegs = 192, kStateWgGateRegs = 64;
 inline constexpr int kStateWgM = 64;                                   // rows per wgmma
 inline constexpr int kStateWgMTiles = kMmaScaleRows / kStateWgM;       // m64 tiles per block (2)
 
@@ -151,6 +163,38 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   const int c = problem.chunk;
   const int64_t n_tiles = (t + kTt - 1) / kTt;
 
+  const float* mLg = problem.log_g != nullptr ? problem.log_g + b * t * h + hk : nullptr;
+  // ---- the gate warp: gates of chunk n (from log gates loaded earlier into lg) into slot n & 1 --------------
+  float lg[kGateRegs];
+  auto load_gates = [&](int64_t n) { load_state_gates(mLg, h, t, c, n, lg); };
+  auto scan_into = [&](int64_t n) {
+    scan_state_gates<T>(lg, chunk_len(n, c, t), c, sm.gamma2[n & 1], &sm.decay[n & 1]);
+  };
+
+  // The register split (see kStateWgThreads): each warpgroup converged; ptxas allocates a region by the
+  // setmaxnreg that dominates it, so each role's code follows its own.
+  constexpr bool kSplitRegs = kE != 128;
+  // ---- the gate warp: per chunk, publish S_enter[n] once written, scan chunk n + 1 into its slot --------
+  if (warp >= kStateWgConsumers) {
+    if constexpr (kSplitRegs) wg::set_max_registers_dec<kStateWgGateRegs>();
+    if (!gate_warp) return;  // warps 5 - 7: only there for the register split
+    load_gates(0);
+    scan_into(0);
+    load_gates(1);
+    bar_arrive(kBarGates, kStateWgBarThreads);  // chunk 0's gates
+    for (int64_t n = 0; n < n_chunks; ++n) {
+      bar_sync(kBarStarted, kStateWgBarThreads);  // S_enter[n] written; chunk n - 1's slot read for the last time
+      if (n + 1 < n_chunks) {  // first what the warpgroup waits for, then the signal
+        scan_into(n + 1);
+        load_gates(n + 2);
+        bar_arrive(kBarGates, kStateWgBarThreads);
+      }
+      if ((n > 0 || problem.s0 != nullptr) && lane == 0) signal_ready(workspace.ready + bh * n_chunks + n);
+    }
+    return;
+  }
+  if constexpr (kSplitRegs) wg::set_max_registers_inc<kStateWgMmaRegs>();
+
   // This warp's m-tiles: T-th is 8 cta + 4 T + warp, (i, jb); rows past P (deg 1, d = 32) compute
   // on tile 0's operands and are never written.
   bool active[kMt];
@@ -158,7 +202,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 #pragma unroll
   for (int mt = 0; mt < kMt; ++mt) {
     const int tile = cta * (kMmaScaleRows / kMmaTile) + mt * kStateWgConsumers + warp;
-    active[mt] = !gate_warp && tile < Rows::kTiles;
+    active[mt] = tile < Rows::kTiles;
     Rows::decode(active[mt] ? tile : 0, i_row[mt], jb[mt]);
   }
   auto prow = [&](int mt) {
@@ -167,7 +211,6 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 
   const T* mK = static_cast<const T*>(problem.k);  // [b, t, h, d]
   const T* mV = static_cast<const T*>(problem.v);  // [b, t, h, e]
-  const float* mLg = problem.log_g != nullptr ? problem.log_g + b * t * h + hk : nullptr;
 
   // ---- accumulators: u (acc) and z (accz, every column the same), from the initial state or 0 ---------
   float acc[kMt][kE / 2];
@@ -275,13 +318,6 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     gV += kTt * tok_stride_v;
   };
 
-  // ---- the gate warp: gates of chunk n (from log gates loaded earlier into lg) into slot n & 1 --------------
-  float lg[kGateRegs];
-  auto load_gates = [&](int64_t n) { load_state_gates(mLg, h, t, c, n, lg); };
-  auto scan_into = [&](int64_t n) {
-    scan_state_gates<T>(lg, chunk_len(n, c, t), c, sm.gamma2[n & 1], &sm.decay[n & 1]);
-  };
-
   // ---- consumers: S_enter[n] = pad_weight * u (x 2^-s for fp16) and z into the workspace -----------------
   auto write_entering = [&](int64_t n) {
     const int64_t slot = bh * n_chunks + n;
@@ -367,23 +403,6 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     }
   };
 
-  // ---- the gate warp: per chunk, publish S_enter[n] once written, scan chunk n + 1 into its slot --------
-  if (gate_warp) {
-    load_gates(0);
-    scan_into(0);
-    load_gates(1);
-    bar_arrive(kBarGates, kStateWgThreads);  // chunk 0's gates
-    for (int64_t n = 0; n < n_chunks; ++n) {
-      bar_sync(kBarStarted, kStateWgThreads);  // S_enter[n] written; chunk n - 1's slot read for the last time
-      if (n + 1 < n_chunks) {  // first what the warpgroup waits for, then the signal
-        scan_into(n + 1);
-        load_gates(n + 2);
-        bar_arrive(kBarGates, kStateWgThreads);
-      }
-      if ((n > 0 || problem.s0 != nullptr) && lane == 0) signal_ready(workspace.ready + bh * n_chunks + n);
-    }
-    return;
-  }
 
   // ---- the warpgroup: prologue --------------------------------------------------------------------------
 #pragma unroll
@@ -411,11 +430,11 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     const bool spread = kSpreadCopies && ahead && (q + kAhead + 1) * kTt <= t;  // a whole tile, in parts
     if (ahead && !spread) load_tile(q + kAhead, st_load);
     if (pos0 == 0) {  // ---- chunk n starts: its gates, S_enter[n], then u *= decay ------------------------
-      bar_sync(kBarGates, kStateWgThreads);
+      bar_sync(kBarGates, kStateWgBarThreads);
       wg::wait<0>();
       settle();
       if (!(kDiag & kDiagNoChunkWork) && (n > 0 || problem.s0 != nullptr)) write_entering(n);
-      bar_arrive(kBarStarted, kStateWgThreads);
+      bar_arrive(kBarStarted, kStateWgBarThreads);
       const float decay = (kDiag & kDiagNoChunkWork) ? 1.f : sm.decay[n & 1];
 #pragma unroll
       for (int mt = 0; mt < kMt; ++mt) {

@@ -40,6 +40,18 @@ template <int kInFlight>
 __device__ __forceinline__ void wait() {
   cute::warpgroup_wait<kInFlight>();
 }
+// setmaxnreg: a warpgroup's registers per thread, raised from or returned to the block's pool (every warp of
+// the warpgroup executes it, converged; counts are multiples of 8 in [24, 256])
+template <int kRegs>
+__device__ __forceinline__ void set_max_registers_inc() {
+  static_assert(kRegs % 8 == 0 && kRegs >= 24 && kRegs <= 256, "setmaxnreg count");
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegs));
+}
+template <int kRegs>
+__device__ __forceinline__ void set_max_registers_dec() {
+  static_assert(kRegs % 8 == 0 && kRegs >= 24 && kRegs <= 256, "setmaxnreg count");
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kRegs));
+}
 __device__ __forceinline__ void keep(float& x) { asm volatile("" : "+f"(x)::"memory"); }
 __device__ __forceinline__ void keep(uint32_t& x) { asm volatile("" : "+r"(x)::"memory"); }
 

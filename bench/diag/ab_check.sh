@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# One device call for a state or output kernel change: ab.sh (the working tree against reference trees, ci
+# builds, the forward cases of the issue-4 scorecard), then on the new build test_forward, memcheck and racecheck
+# (tests/sanitize_cases.py --quick) and the heads sweep at 64k, p = 2 (h = 4, 6, 7, 8: whether output blocks run
+# beside the walks; bench/diag/overlap_model.py models it).
+#   git archive <ref> | tar -x -C _alt/ref      (on the development machine; carry _alt and .whl)
+#   bench/diag/ab_check.sh OUT_DIR _alt/ref[,_alt/other ...] [ROUNDS]
+set -u
+out=${1:?usage: bench/diag/ab_check.sh OUT_DIR REF_TREE[,REF_TREE...] [ROUNDS]}
+ref=${2:?usage: bench/diag/ab_check.sh OUT_DIR REF_TREE[,REF_TREE...] [ROUNDS]}
+cd "$(dirname "$0")/../.."
+mkdir -p "$out"
+export POWERRET_AB_CASES="${POWERRET_AB_CASES:-"--op forward --b 1 --h 8 --d 64 --dtype bf16 --gated --t 65536 --deg 2
+--op forward --b 1 --h 8 --d 64 --dtype bf16 --gated --t 16384 --deg 2
+--op forward --b 1 --h 8 --d 64 --dtype bf16 --gated --t 4096 --deg 2
+--op forward --b 1 --h 4 --d 64 --dtype bf16 --gated --t 65536 --deg 2
+--op forward --b 1 --h 8 --d 64 --dtype bf16 --gated --t 65536 --deg 1
+--op forward --b 8 --h 16 --d 64 --dtype bf16 --gated --t 8192 --deg 2"}"
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+bench/diag/ab.sh "$out/ab" "$ref" "${3:-2}" | grep -v "^\(ref[0-9]*\|new\|newenv\) \["
+echo "ab done at $SECONDS s"
+# ab.sh installed the new build last
+export PYTHONPATH=/tmp/site
+timeout 150 python3 -m pytest -q -x tests/test_forward.py > "$out/tf.txt" 2>&1
+tail -3 "$out/tf.txt"; grep -m3 -A25 "^____" "$out/tf.txt" | head -60
+for tool in memcheck racecheck; do
+  timeout 120 compute-sanitizer --tool $tool python3 tests/sanitize_cases.py --quick > "$out/$tool.txt" 2>&1
+  echo "$tool: $(tail -1 "$out/$tool.txt")"
+done
+bin="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/powerret-bench"
+for h in 4 6 7 8; do
+  echo "h=$h $(timeout 120 "$bin" --op forward --b 1 --h $h --d 64 --dtype bf16 --gated --t 65536 --deg 2 --iters 30 --format csv 2>&1 |
+    tail -1 | cut -d, -f20-22)"
+done | tee "$out/hsweep.txt"
+echo "all done at $SECONDS s"
