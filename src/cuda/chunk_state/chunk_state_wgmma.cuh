@@ -2,7 +2,8 @@
 // workspace it writes) on sm_90a warpgroup MMAs. Same grid, same 128 padded rows per block, same
 // entering states, ready counters and final state: chunk_output_mma reads either kernel's output.
 //
-// Block = one warpgroup (warps 0-3) + one gate warp (warp 4), 160 threads.
+// Block = the MMA warpgroup (warps 0-3), the gate warp (4), two copy warps (5, 6) and warp 7, which only
+// balances the register split (kStateWgThreads), 256 threads.
 //   The warpgroup owns the block's 128 rows as two m64 tiles (one when a head's state has at most 64
 //   rows: deg 1, d <= 64); warp w of tile T holds m-tile 8 cta + 4 T + w (rows (i, 16 jb + r)) and, per
 //   16-token k-step, forms its A fragment exactly as chunk_state_mma does (ldmatrix.trans of sK times
@@ -12,13 +13,14 @@
 //   the set of step s - kARing after wait<kARing - 1>, so up to kARing - 1 steps' MMAs run while the next
 //   A is formed.
 //   K and V tiles of 64 tokens stream through a ring of kStages stages (4; p = 1 grids of at most one block
-//   per SM: up to 8, state_wg_deep_stages), by cp.async from the warpgroup's threads, fixed pieces each,
-//   kStages - 2 tiles ahead (at 4 stages: the stage refilled at tile q held tile q - 2, whose MMAs were
-//   complete before step 3 of tile q - 1 began). The gate warp scans chunk n + 1's gates while the
-//   warpgroup works on chunk n. (One warp issuing every copy, 32 per lane and tile, was the bottleneck
-//   of the first version: ~2250 clocks per tile on the H100.)
-//   The warpgroup syncs per tile on its own named barrier; the gate warp meets it once per chunk (see
-//   StateWgBarrier). At a chunk start the warpgroup waits for its MMAs, stages S_enter[n] in shared memory
+//   per SM: up to 8, state_wg_deep_stages), by cp.async from the copy warps, fixed pieces per thread. A
+//   stage's full mbarrier counts the copy threads' arrivals (cp.async.mbarrier.arrive: once the thread's
+//   copies landed); its empty mbarrier one arrival per MMA warp, at step kARing - 2 of the next tile, when
+//   only that tile's MMAs can still be in flight. (Session 10 and before: the MMA warps issued the copies
+//   themselves, ~45 of ~230 cycles per warp and tile, and met at a named barrier per tile; one warp issuing
+//   every copy, 32 per lane and tile, was the bottleneck of the first version: ~2250 clocks per tile.)
+//   The gate warp scans chunk n + 1's gates while the warpgroup works on chunk n and meets it once per chunk
+//   (see StateWgBarrier). At a chunk start the warpgroup waits for its MMAs, stages S_enter[n] in shared memory
 //   and copies it out (16 contiguous bytes per access), writes z and scales u by decay_chunk; the gate warp
 //   then signals the chunk's ready counter.
 #pragma once
@@ -56,6 +58,9 @@ inline constexpr int kStateWgThreads = 2 * kStateWgConsumers * kWarpSize;
 // registers per thread after the split (setmaxnreg; 2 x 128 = kStateWgMmaRegs + kStateWgGateRegs), for the
 // kernels of two blocks per SM (e <= 64); e = 128's kernels run one block per SM at up to 255 without a split
 inline constexpr int kStateWgMmaRegs = 192, kStateWgGateRegs = 64;
+// Warps 5 and 6 copy the K and V tiles (cp.async, completion on the stage's mbarrier); warp 7 leaves at once.
+inline constexpr int kStateWgCopyWarps = 2;
+inline constexpr int kStateWgCopyThreads = kStateWgCopyWarps * kWarpSize;
 inline constexpr int kStateWgM = 64;                                   // rows per wgmma
 inline constexpr int kStateWgMTiles = kMmaScaleRows / kStateWgM;       // m64 tiles per block (2)
 
@@ -75,6 +80,8 @@ struct StateWgShared {
   alignas(1024) unsigned char v[kStages][kVBytes];  // [stage] swizzled (e, tok) tiles: wgmma's B
   T k[kStages][kStateMmaTokens][kLdK];                // [stage][tok][kk]
   alignas(16) T ones[8 * 16];                                // B of the z column: 8 x 16, all 1
+  uint64_t full[kStages];   // [stage] the copy threads' pieces of the stage's tile landed (one arrival each)
+  uint64_t empty[kStages];  // [stage] the MMA warps are done with the stage (one arrival per warp)
   uint32_t gamma2[2][kMaxChunk / 2];                         // [chunk & 1][m] gamma of tokens 2 m, 2 m + 1 (T pairs)
   float decay[2];                                            // [chunk & 1] decay(enter -> L)
   uint32_t warp_max[kStateWgConsumers];  // fp16: the warps' max |W| bits (entering_scale_shift)
@@ -113,23 +120,23 @@ constexpr int state_wg_deep_stages() {
   else return kStateWgStages;
 }
 
-// Named barriers: the warpgroup alone per tile; the gate warp meets it once per chunk, through a pair of
-// arrive / sync barriers (so its slow steps, the GPU-scope fence of the ready signal and the scan, never
-// hold up a tile):
+// Named barriers (the tiles' stages are mbarriers: StateWgShared::full / empty). The gate warp meets the
+// warpgroup once per chunk, through a pair of arrive / sync barriers (so its slow steps, the GPU-scope fence of
+// the ready signal and the scan, never hold up a tile):
 //   kBarGates: the gate warp arrives once chunk n's gates are in their slot; the warpgroup syncs at
 //              chunk n's first tile, before reading them.
 //   kBarStarted: the warpgroup arrives once it has written S_enter[n] (and so is done with chunk n - 1's
 //              slot); the gate warp syncs, signals the ready counter, then fills the slot with chunk n + 1.
-enum StateWgBarrier : int { kBarTile = 1, kBarGates = 2, kBarStarted = 3, kBarMax = 4 };
+//   kBarMax:   the warpgroup alone, inside a chunk start's work (the fp16 max, the staging buffer's rounds).
+// kBarGates also orders one chunk start's work before the next one's (all four MMA warps sync there).
+enum StateWgBarrier : int { kBarGates = 2, kBarStarted = 3, kBarMax = 4 };
 
-// kStages tiles of shared memory, copies kAhead tiles ahead (the stage refilled at tile q's barrier held
-// tile q + kAhead - kStages, whose MMAs finished during tile q - 1: kAhead <= kStages - 2).
-template <typename T, int kD, int kE, int kDeg, int kStages = kStateWgStages, int kAhead = kStages - 2,
-          unsigned kDiag = 0>
+// kStages tiles of shared memory in a ring: the copy warps fill a stage as soon as the MMA warps release it.
+template <typename T, int kD, int kE, int kDeg, int kStages = kStateWgStages, unsigned kDiag = 0>
 __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     chunk_state_wgmma_kernel(detail::ForwardProblem problem, MmaWorkspace workspace) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  static_assert(kAhead >= 1 && kAhead <= kStages - 2, "the refilled stage must be free");
+  static_assert(kStages >= 2, "a stage in use and one filling");
   using Rows = PaddedRows<kD, kDeg>;
   constexpr int kStagingRows = state_wg_staging_rows<T, kD, kE, kDeg, kStages>();
   using Shared = StateWgShared<T, kD, kE, kStages, kStagingRows>;
@@ -150,6 +157,14 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   // scoreboard) instead of LDS (measured: the largest stall of the first version).
   Shared& sm = *reinterpret_cast<Shared*>(smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u));
   allow_dependents();  // chunk_output_mma may start: it waits on workspace.ready per chunk
+  if (threadIdx.x == 0) {
+    for (int st = 0; st < kStages; ++st) {
+      mbar_init(&sm.full[st], kStateWgCopyThreads);
+      mbar_init(&sm.empty[st], kStateWgConsumers);
+    }
+    fence_mbarrier_init();
+  }
+  __syncthreads();  // the barriers exist before any role uses them (the last block-wide barrier)
 
   // warp through a shuffle: ptxas then knows it is warp-uniform (else it serialises every wgmma)
   const int warp = __shfl_sync(0xffffffffu, static_cast<int>(threadIdx.x / kWarpSize), 0);
@@ -171,13 +186,83 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     scan_state_gates<T>(lg, chunk_len(n, c, t), c, sm.gamma2[n & 1], &sm.decay[n & 1]);
   };
 
+  // ---- the copy warps: tile q of k and v into stage q % kStages (zeros past t), as soon as the MMA warps
+  // released the stage. Copy thread x copies the fixed 16-byte pieces x + kStateWgCopyThreads p of each tile:
+  // row x / pieces + p * rows_per_pass, piece x % pieces. Sources advance by fixed steps and whole tiles take
+  // unpredicated copies (the predicated form with per-pass address selects cost ~120 instructions per tile and
+  // thread, SASS, session 8); the last, partial tile predicated. The thread's arrival on the stage's full
+  // barrier counts once its copies landed.
+  auto copy_tiles = [&](int ct) {
+    constexpr int kCopy = kStateWgCopyThreads;
+    constexpr int kKPieces = kD / 8, kVPieces = kE / 8;
+    static_assert(kCopy % kKPieces == 0 && kCopy % kVPieces == 0, "whole rows per pass");
+    constexpr int kKPasses = kTt * kKPieces / kCopy, kVPasses = kTt * kVPieces / kCopy;
+    constexpr int kKRowStep = kCopy / kKPieces, kVRowStep = kCopy / kVPieces;
+    const int k_row0 = ct / kKPieces, k_piece = ct % kKPieces;
+    const int v_row0 = ct / kVPieces, v_piece = ct % kVPieces;
+    const int64_t tok_stride_k = h * kD, tok_stride_v = h * kE;
+    const T* gK = static_cast<const T*>(problem.k) + (b * t * h + hk) * kD + k_row0 * tok_stride_k + k_piece * 8;
+    const T* gV = static_cast<const T*>(problem.v) + (b * t * h + hk) * kE + v_row0 * tok_stride_v + v_piece * 8;
+    // shared addresses of the thread's pieces in stage 0 (k pass p: + p kKPass; stage st: + st kKStage /
+    // kVStage). The v swizzle repeats every 8 rows: a v pass of 8 or more rows keeps one address and steps by
+    // kVPass; at e = 128 (4 rows per pass) passes p and p + 2 sit 8 rows apart, from two addresses.
+    static_assert(kVRowStep % 8 == 0 || 8 % kVRowStep == 0, "v passes a whole number of swizzle atoms apart");
+    constexpr int kVPhases = kVRowStep % 8 == 0 ? 1 : 8 / kVRowStep;  // passes per swizzle atom
+    constexpr uint32_t kKPass = kKRowStep * Shared::kLdK * 2, kVPass = kVRowStep * kVPhases * kE * 2;
+    constexpr uint32_t kKStage = sizeof(sm.k[0]), kVStage = Shared::kVBytes;
+    const uint32_t k_dst0 = smem_addr(&sm.k[0][k_row0][k_piece * 8]);
+    uint32_t v_dst0[kVPhases];
+#pragma unroll
+    for (int i = 0; i < kVPhases; ++i)
+      v_dst0[i] = smem_addr(sm.v[0]) + mn_swizzled_offset<kE>(v_piece * 8, v_row0 + i * kVRowStep);
+    const int64_t k_pass = kKRowStep * tok_stride_k, v_pass = kVRowStep * tok_stride_v;  // elements between passes
+    int st = 0;
+    uint32_t lap = 0;  // completed passes over the ring
+    for (int64_t q = 0; q < n_tiles; ++q) {
+      if (q >= kStages) mbar_wait(&sm.empty[st], (lap - 1) & 1);  // the MMA warps' release of tile q - kStages
+      const uint32_t k_dst = k_dst0 + st * kKStage;
+      const auto v_dst = [&](int p) { return v_dst0[p % kVPhases] + st * kVStage + (p / kVPhases) * kVPass; };
+      const int64_t left = t - q * kTt;  // tokens from the tile's first on
+      if ((kDiag & kDiagNoCopies) && q >= kStages) {
+        // the stages keep their first tiles
+      } else if (left >= kTt) {
+#pragma unroll
+        for (int p = 0; p < kKPasses; ++p) cp_async_16_at(k_dst + p * kKPass, gK + p * k_pass);
+#pragma unroll
+        for (int p = 0; p < kVPasses; ++p) cp_async_16_at(v_dst(p), gV + p * v_pass);
+      } else {
+#pragma unroll
+        for (int p = 0; p < kKPasses; ++p) {
+          const bool valid = k_row0 + p * kKRowStep < left;
+          cp_async_16_at(k_dst + p * kKPass, valid ? gK + p * k_pass : gK, valid);
+        }
+#pragma unroll
+        for (int p = 0; p < kVPasses; ++p) {
+          const bool valid = v_row0 + p * kVRowStep < left;
+          cp_async_16_at(v_dst(p), valid ? gV + p * v_pass : gV, valid);
+        }
+      }
+      cp_async_arrive(&sm.full[st]);
+      gK += kTt * tok_stride_k;
+      gV += kTt * tok_stride_v;
+      if (++st == kStages) {
+        st = 0;
+        ++lap;
+      }
+    }
+    cp_async_wait<0>();
+  };
+
   // The register split (see kStateWgThreads): each warpgroup converged; ptxas allocates a region by the
   // setmaxnreg that dominates it, so each role's code follows its own.
   constexpr bool kSplitRegs = kE != 128;
   // ---- the gate warp: per chunk, publish S_enter[n] once written, scan chunk n + 1 into its slot --------
   if (warp >= kStateWgConsumers) {
     if constexpr (kSplitRegs) wg::set_max_registers_dec<kStateWgGateRegs>();
-    if (!gate_warp) return;  // warps 5 - 7: only there for the register split
+    if (!gate_warp) {
+      if (warp <= kStateWgConsumers + kStateWgCopyWarps) copy_tiles(threadIdx.x - (kStateWgConsumers + 1) * kWarpSize);
+      return;  // warp 7: only there for the register split
+    }
     load_gates(0);
     scan_into(0);
     load_gates(1);
@@ -209,8 +294,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     return static_cast<int64_t>(cta * (kMmaScaleRows / kMmaTile) + mt * kStateWgConsumers + warp) * kMmaTile + g;
   };
 
-  const T* mK = static_cast<const T*>(problem.k);  // [b, t, h, d]
-  const T* mV = static_cast<const T*>(problem.v);  // [b, t, h, e]
+  constexpr int kConsumerThreads = kStateWgConsumers * kWarpSize;
 
   // ---- accumulators: u (acc) and z (accz, every column the same), from the initial state or 0 ---------
   float acc[kMt][kE / 2];
@@ -254,70 +338,6 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     }
   }
 
-  // ---- consumers: tile q of k and v into stage st (zeros past t). Thread x of the warpgroup copies the
-  // fixed 16-byte pieces x + 128 p of each tile: row x / pieces + p * rows_per_pass, piece x % pieces.
-  constexpr int kConsumerThreads = kStateWgConsumers * kWarpSize;
-  constexpr int kKPieces = kD / 8, kVPieces = kE / 8;
-  static_assert(kConsumerThreads % kKPieces == 0 && kConsumerThreads % kVPieces == 0, "whole rows per pass");
-  constexpr int kKPasses = kTt * kKPieces / kConsumerThreads, kVPasses = kTt * kVPieces / kConsumerThreads;
-  constexpr int kKRowStep = kConsumerThreads / kKPieces, kVRowStep = kConsumerThreads / kVPieces;
-  const int k_row0 = threadIdx.x / kKPieces, k_piece = threadIdx.x % kKPieces;
-  const int v_row0 = threadIdx.x / kVPieces, v_piece = threadIdx.x % kVPieces;
-  const int64_t tok_stride_k = h * kD, tok_stride_v = h * kE;
-  const T* gK = mK + (b * t * h + hk) * kD + k_row0 * tok_stride_k + k_piece * 8;  // this thread's piece, tile 0
-  const T* gV = mV + (b * t * h + hk) * kE + v_row0 * tok_stride_v + v_piece * 8;
-  // Shared addresses of this thread's pieces in stage 0 (pass p: + p kKPass / kVPass; stage st: + st kKStage /
-  // kVStage). The swizzle repeats every 8 rows, so the v pieces of later passes sit at fixed distances too.
-  // Whole tiles (all but maybe the last) take unpredicated copies whose sources advance by fixed steps: the
-  // predicated form with per-pass address selects cost ~120 instructions per tile and thread (SASS, session 8).
-  static_assert(kVRowStep % 8 == 0, "v passes a whole number of swizzle atoms apart");
-  constexpr uint32_t kKPass = kKRowStep * Shared::kLdK * 2, kVPass = kVRowStep * kE * 2;
-  constexpr uint32_t kKStage = sizeof(sm.k[0]), kVStage = Shared::kVBytes;
-  const uint32_t k_dst0 = smem_addr(&sm.k[0][k_row0][k_piece * 8]);
-  const uint32_t v_dst0 = smem_addr(sm.v[0]) + mn_swizzled_offset<kE>(v_piece * 8, v_row0);
-  const int64_t k_pass = kKRowStep * tok_stride_k, v_pass = kVRowStep * tok_stride_v;  // elements between passes
-  // A whole tile's pieces go out in kSteps parts, part s during k-step s, unpredicated (all of them at the tile start
-  // held the warp at the next register write until the copies were accepted: the kernel's largest stall line, long
-  // scoreboard, session 9 profile); the last, partial tile still goes at once through load_tile. The tile's group is
-  // committed after its last part.
-  // Only with the deep ring (p = 1's lone walks: 518 -> 453 us at 64k). With 4 stages the copies then land up to a
-  // tile later, and p = 2 (a block beside output blocks) was 3.5-7 % slower (session 9 A/B, bench/RESULTS.md).
-  constexpr bool kSpreadCopies = kStages > kStateWgStages;
-  constexpr int kSteps = kTt / kMmaTile, kPasses = kKPasses + kVPasses;
-  auto load_whole_part = [&](int st, int part) {  // part: a constant after the steps' unrolling
-    const uint32_t k_dst = k_dst0 + st * kKStage, v_dst = v_dst0 + st * kVStage;
-#pragma unroll
-    for (int p = 0; p < kPasses; ++p) {
-      if (p < part * kPasses / kSteps || p >= (part + 1) * kPasses / kSteps) continue;
-      if (p < kKPasses)
-        cp_async_16_at(k_dst + p * kKPass, gK + p * k_pass);
-      else
-        cp_async_16_at(v_dst + (p - kKPasses) * kVPass, gV + (p - kKPasses) * v_pass);
-    }
-  };
-
-  auto load_tile = [&](int64_t q, int st) {  // q: the next tile not yet loaded (tiles load in order)
-    const int64_t left = t - q * kTt;         // tokens from the tile's first on
-    const uint32_t k_dst = k_dst0 + st * kKStage, v_dst = v_dst0 + st * kVStage;
-    if (left >= kTt) {
-#pragma unroll
-      for (int part = 0; part < kSteps; ++part) load_whole_part(st, part);
-    } else {
-#pragma unroll
-      for (int p = 0; p < kKPasses; ++p) {
-        const bool valid = k_row0 + p * kKRowStep < left;
-        cp_async_16_at(k_dst + p * kKPass, valid ? gK + p * k_pass : gK, valid);
-      }
-#pragma unroll
-      for (int p = 0; p < kVPasses; ++p) {
-        const bool valid = v_row0 + p * kVRowStep < left;
-        cp_async_16_at(v_dst + p * kVPass, valid ? gV + p * v_pass : gV, valid);
-      }
-    }
-    gK += kTt * tok_stride_k;
-    gV += kTt * tok_stride_v;
-  };
-
   // ---- consumers: S_enter[n] = pad_weight * u (x 2^-s for fp16) and z into the workspace -----------------
   auto write_entering = [&](int64_t n) {
     const int64_t slot = bh * n_chunks + n;
@@ -336,7 +356,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       const auto sync = [] { bar_sync(kBarMax, kStateWgConsumers * kWarpSize); };
       shift = entering_scale_shift<kStateWgConsumers>(m, sm.warp_max, warp, sync);
       if (threadIdx.x == 0) workspace.scales[slot * kScaleTiles + cta] = shift;
-      // warp_max is rewritten at the next chunk start, after at least one tile barrier (kBarTile)
+      // warp_max is rewritten at the next chunk start, after its kBarGates sync
     }
     // Through shared memory: each warp stores its 16 rows with stmatrix (in entering_offset order: no bank
     // conflicts), then the warpgroup copies the staged rows out as they lie, 16 contiguous bytes per thread
@@ -405,11 +425,6 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 
 
   // ---- the warpgroup: prologue --------------------------------------------------------------------------
-#pragma unroll
-  for (int q = 0; q < kAhead; ++q) {
-    if (q < n_tiles) load_tile(q, q);
-    cp_async_commit();
-  }
   for (int x = threadIdx.x; x < 8 * 16; x += kConsumerThreads) sm.ones[x] = from_float<T>(1.f);
   fence_proxy_async_shared();  // st.shared before wgmma reads it (the async proxy)
   // descriptors of stage 0, k-step 0; stage st, step s: + (st kVBytes + s 16 e 2) / 16
@@ -419,16 +434,13 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   constexpr int kARing = kE == 128 ? 2 : 4;
   static_assert((kTt / kMmaTile) % kARing == 0, "a tile's steps use the sets in order");
   uint32_t a[kARing][kMt][4];  // A fragments of the last kARing k-steps (in flight while the next is formed)
-  int st = 0, pos0 = 0, st_load = kAhead % kStages;  // st_load: the stage of tile q + kAhead
+  int st = 0, pos0 = 0, st_prev = kStages - 1;  // st_prev: the stage of tile q - 1
+  uint32_t lap = 0;                              // completed passes over the ring
   int64_t n = 0;
   for (int64_t q = 0; q < n_tiles; ++q) {
-    // tile q landed (this thread's pieces; cp.async writes need no proxy fence before wgmma reads them,
-    // as CUTLASS's cp.async GMMA mainloops rely on, and a fence here would also wait for tile q + 1)
-    cp_async_wait<kAhead - 1>();
-    bar_sync(kBarTile, kConsumerThreads);  // tile q visible; stage (q + kAhead) % kStages free
-    const bool ahead = !(kDiag & kDiagNoCopies) && q + kAhead < n_tiles;
-    const bool spread = kSpreadCopies && ahead && (q + kAhead + 1) * kTt <= t;  // a whole tile, in parts
-    if (ahead && !spread) load_tile(q + kAhead, st_load);
+    // tile q landed: every copy thread's pieces (cp.async writes need no proxy fence before wgmma reads them, as
+    // CUTLASS's cp.async GMMA mainloops rely on)
+    mbar_wait(&sm.full[st], lap & 1);
     if (pos0 == 0) {  // ---- chunk n starts: its gates, S_enter[n], then u *= decay ------------------------
       bar_sync(kBarGates, kStateWgBarThreads);
       wg::wait<0>();
@@ -449,8 +461,9 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     if constexpr (kGkTable) {
       // The warp's multipliers of the tile, once per token pair instead of once per fragment and step: lane l
       // forms (gamma k[i]) of tokens 2 l, 2 l + 1 per m-tile (two 16-bit loads, a pack, a packed multiply); the
-      // steps then read a ready pair per fragment half. (The previous tile's reads of gk were before kBarTile.)
+      // steps then read a ready pair per fragment half.
       const uint32_t gm = gamma2[lane];
+      __syncwarp();  // the warp's reads of the last tile's table are done (no block barrier per tile)
 #pragma unroll
       for (int mt = 0; mt < kMt; ++mt) {
         const T* col = &sm.k[st][2 * lane][i_row[mt]];
@@ -513,9 +526,10 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       }
       if (s + 1 < kTt / kMmaTile) {  // step s + 1's loads in flight; step s is not committed yet, so
         wg::wait<kARing - 2>();      // kARing - 2 steps were committed after step s + 1 - kARing
+        // at step kARing - 2 that leaves only this tile's MMAs in flight: tile q - 1's stage is free
+        if (s == kARing - 2 && q > 0 && lane == 0) mbar_arrive(&sm.empty[st_prev]);
         load_raw(s + 1, raw[(s + 1) % 2]);
       }
-      if (spread) load_whole_part(st_load, s);
       wg::fence();
       const uint64_t desc = desc_st + static_cast<uint64_t>(s * (kMmaTile * kE * 2 / 16));
 #pragma unroll
@@ -526,20 +540,17 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       }
       wg::commit();
     }
-    if (spread) {
-      gK += kTt * tok_stride_k;
-      gV += kTt * tok_stride_v;
+    st_prev = st;
+    if (++st == kStages) {
+      st = 0;
+      ++lap;
     }
-    cp_async_commit();  // tile q + kAhead's group (empty past the last tile: the wait counts stay uniform)
-    st_load = st_load + 1 == kStages ? 0 : st_load + 1;
-    st = st + 1 == kStages ? 0 : st + 1;
     pos0 += kTt;
     if (pos0 == c) {
       pos0 = 0;
       ++n;
     }
   }
-  cp_async_wait<0>();
   wg::wait<0>();
   settle();
 

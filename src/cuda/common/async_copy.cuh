@@ -5,6 +5,7 @@
 //   bulk_load(dst, src, bytes, bar)      one bulk copy global -> shared (16-byte aligned, bytes a multiple of 16)
 //                                        whose completion counts against bar's announced bytes
 //   cp_async_arrive(bar)                 an arrival on bar once this thread's earlier cp.async copies landed
+//   mbar_arrive(bar)                     one arrival on bar
 //   mbar_wait(bar, parity)               wait until the phase with this parity is complete (its copies landed
 //                                        and are visible to the waiting thread, for the generic and async proxies)
 //   fence_proxy_async_shared()           this thread's earlier st.shared writes ordered before later reads by
@@ -43,6 +44,10 @@ __device__ __forceinline__ void bulk_load(void* dst, const void* src, uint32_t b
 // One arrival on bar once every cp.async this thread issued before has landed (bar expects one per thread).
 __device__ __forceinline__ void cp_async_arrive(uint64_t* bar) {
   asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
+// One arrival on bar (release at CTA scope: this thread's earlier accesses happen before the phase completes).
+__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
 }
 __device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
   asm volatile(
