@@ -1,7 +1,7 @@
 // state_loop: where chunk_state_wgmma's time per 64-token tile goes. Times the kernel alone (no output
 // kernel beside it) at b = 1, t = 65536, h = 8, d = e = 64, bf16, gated, chunk 256, for p = 2 (160 blocks)
 // and p = 1 (8 blocks: one per head, the latency of one block's walk), in variants that change the
-// copy pipeline (stages of the K/V ring, tiles in flight) or remove one part of the per-tile work (StateWgDiag bits).
+// copy pipeline (stages of the K/V ring) or remove one part of the per-tile work (StateWgDiag bits).
 // Results of a variant are not correct and not checked; the library only launches the defaults.
 //   bench/diag/state_loop.sh     (sm_90a; builds with nvcc against src/ and the nvidia-cutlass wheel)
 #include <cuda_bf16.h>
@@ -39,7 +39,7 @@ struct Buffers {
   int32_t *scales = nullptr, *ready = nullptr;
 };
 
-template <int kDeg, int kStages, int kAhead, unsigned kDiag>
+template <int kDeg, int kStages, unsigned kDiag>
 void run(const char* name, const Buffers& buf, int64_t t, int64_t h, int chunk) {
   using Rows = PaddedRows<kD, kDeg>;
   constexpr int kCtas = Rows::kRowTiles;
@@ -58,7 +58,7 @@ void run(const char* name, const Buffers& buf, int64_t t, int64_t h, int chunk) 
   p.v = buf.v;
   p.log_g = buf.log_g;
   MmaWorkspace w{buf.states, buf.scales, buf.ready};
-  const auto kernel = chunk_state_wgmma_kernel<T, kD, kE, kDeg, kStages, kAhead, kDiag>;
+  const auto kernel = chunk_state_wgmma_kernel<T, kD, kE, kDeg, kStages, kDiag>;
   const int smem = state_wg_smem<T, kD, kE, kDeg, kStages>();
   CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   const dim3 grid(static_cast<unsigned>(h * kCtas));
@@ -79,25 +79,25 @@ void run(const char* name, const Buffers& buf, int64_t t, int64_t h, int chunk) 
   }
   std::sort(ms.begin(), ms.end());
   const double tiles = static_cast<double>((t + kStateMmaTokens - 1) / kStateMmaTokens);
-  std::printf("p=%d %-34s stages %d ahead %d smem %3d KB: %7.3f ms  %6.1f ns/tile\n", kDeg, name, kStages, kAhead,
+  std::printf("p=%d %-34s stages %d smem %3d KB: %7.3f ms  %6.1f ns/tile\n", kDeg, name, kStages,
               smem / 1024, ms[ms.size() / 2], 1e6 * ms[ms.size() / 2] / tiles);
 }
 
 template <int kDeg>
 void sweep(const Buffers& buf, int64_t t, int64_t h, int chunk) {
   constexpr int kS = state_wg_deep_stages<T, kD, kE, kDeg>();  // the ring at b = 1 (8 blocks at p = 1)
-  run<kDeg, kS, kS - 2, 0>("default", buf, t, h, chunk);
-  if constexpr (kS != 4) run<kDeg, 4, 2, 0>("other stage count", buf, t, h, chunk);
-  if constexpr (kS != 5) run<kDeg, 5, 3, 0>("other stage count", buf, t, h, chunk);
-  if constexpr (kS != 6) run<kDeg, 6, 4, 0>("other stage count", buf, t, h, chunk);
-  if constexpr (kDeg == 1 && kS != 8) run<kDeg, 8, 6, 0>("other stage count", buf, t, h, chunk);
-  run<kDeg, kS, kS - 2, kDiagNoCopies>("no copies", buf, t, h, chunk);
-  run<kDeg, kS, kS - 2, kDiagNoMma>("no wgmma", buf, t, h, chunk);
-  run<kDeg, kS, kS - 2, kDiagNoA>("no A formation", buf, t, h, chunk);
-  run<kDeg, kS, kS - 2, kDiagNoChunkWork>("no chunk-start work", buf, t, h, chunk);
-  run<kDeg, kS, kS - 2, kDiagNoCopies | kDiagNoChunkWork>("no copies, no chunk work", buf, t, h, chunk);
-  run<kDeg, kS, kS - 2, kDiagNoMma | kDiagNoA>("no wgmma, no A (barriers, copies)", buf, t, h, chunk);
-  run<kDeg, kS, kS - 2, kDiagNoMma | kDiagNoA | kDiagNoCopies | kDiagNoChunkWork>("skeleton (barriers only)", buf,
+  run<kDeg, kS, 0>("default", buf, t, h, chunk);
+  if constexpr (kS != 4) run<kDeg, 4, 0>("other stage count", buf, t, h, chunk);
+  if constexpr (kS != 5) run<kDeg, 5, 0>("other stage count", buf, t, h, chunk);
+  if constexpr (kS != 6) run<kDeg, 6, 0>("other stage count", buf, t, h, chunk);
+  if constexpr (kDeg == 1 && kS != 8) run<kDeg, 8, 0>("other stage count", buf, t, h, chunk);
+  run<kDeg, kS, kDiagNoCopies>("no copies", buf, t, h, chunk);
+  run<kDeg, kS, kDiagNoMma>("no wgmma", buf, t, h, chunk);
+  run<kDeg, kS, kDiagNoA>("no A formation", buf, t, h, chunk);
+  run<kDeg, kS, kDiagNoChunkWork>("no chunk-start work", buf, t, h, chunk);
+  run<kDeg, kS, kDiagNoCopies | kDiagNoChunkWork>("no copies, no chunk work", buf, t, h, chunk);
+  run<kDeg, kS, kDiagNoMma | kDiagNoA>("no wgmma, no A (copies, barriers)", buf, t, h, chunk);
+  run<kDeg, kS, kDiagNoMma | kDiagNoA | kDiagNoCopies | kDiagNoChunkWork>("skeleton (barriers only)", buf,
                                                                                   t, h, chunk);
 }
 
