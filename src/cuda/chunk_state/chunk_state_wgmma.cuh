@@ -526,8 +526,13 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       }
       if (s + 1 < kTt / kMmaTile) {  // step s + 1's loads in flight; step s is not committed yet, so
         wg::wait<kARing - 2>();      // kARing - 2 steps were committed after step s + 1 - kARing
-        // at step kARing - 2 that leaves only this tile's MMAs in flight: tile q - 1's stage is free
-        if (s == kARing - 2 && q > 0 && lane == 0) mbar_arrive(&sm.empty[st_prev]);
+        // at step kARing - 2 that leaves only this tile's MMAs in flight: tile q - 1's stage is free. One
+        // arrival per warp, after a warp barrier: the release then covers every lane's reads of the stage
+        // (ldmatrix, the multiplier table), not only lane 0's (racecheck at 2f56f10 reported those WAR pairs).
+        if (s == kARing - 2 && q > 0) {
+          __syncwarp();
+          if (lane == 0) mbar_arrive(&sm.empty[st_prev]);
+        }
         load_raw(s + 1, raw[(s + 1) % 2]);
       }
       wg::fence();
