@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One device call for a state or output kernel change: ab.sh (the working tree against reference trees, ci
-# builds, the forward cases of the issue-4 scorecard), then on the new build test_forward, memcheck and racecheck
-# (tests/sanitize_cases.py --quick) and the heads sweep at 64k, p = 2 (h = 4, 6, 7, 8: whether output blocks run
-# beside the walks; bench/diag/overlap_model.py models it).
+# builds, the forward cases of the issue-4 scorecard), then on the new build test_forward's bf16 cases, memcheck and
+# racecheck (tests/sanitize_cases.py --quick) and the heads sweep at 64k, p = 2 (h = 4, 6, 7, 8: whether output
+# blocks run beside the walks; bench/diag/overlap_model.py models it).
 #   git archive <ref> | tar -x -C _alt/ref      (on the development machine; carry _alt and .whl)
 #   bench/diag/ab_check.sh OUT_DIR _alt/ref[,_alt/other ...] [ROUNDS]
 set -u
@@ -21,7 +21,8 @@ bench/diag/ab.sh "$out/ab" "$ref" "${3:-2}" | grep -v "^\(ref[0-9]*\|new\|newenv
 echo "ab done at $SECONDS s"
 # ab.sh installed the new build last
 export PYTHONPATH=/tmp/site
-timeout 150 python3 -m pytest -q -x tests/test_forward.py > "$out/tf.txt" 2>&1
+# a ci build carries bf16 tensor-core kernels only: its fp16 cases fail by design (the full suite is run_gpu.sh's)
+timeout 150 python3 -m pytest -q -x tests/test_forward.py -k "not float16" > "$out/tf.txt" 2>&1
 tail -3 "$out/tf.txt"; grep -m3 -A25 "^____" "$out/tf.txt" | head -60
 for tool in memcheck racecheck; do
   timeout 120 compute-sanitizer --tool $tool python3 tests/sanitize_cases.py --quick > "$out/$tool.txt" 2>&1
