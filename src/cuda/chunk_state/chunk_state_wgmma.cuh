@@ -423,7 +423,6 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     }
   };
 
-
   // ---- the warpgroup: prologue --------------------------------------------------------------------------
   for (int x = threadIdx.x; x < 8 * 16; x += kConsumerThreads) sm.ones[x] = from_float<T>(1.f);
   fence_proxy_async_shared();  // st.shared before wgmma reads it (the async proxy)
