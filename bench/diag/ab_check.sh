@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One device call for a state or output kernel change: ab.sh (the working tree against reference trees, ci
 # builds, the forward cases of the issue-4 scorecard), then on the new build test_forward's bf16 cases, memcheck and
-# racecheck (tests/sanitize_cases.py --quick) and the heads sweep at 64k, p = 2 (h = 4, 6, 7, 8: whether output
-# blocks run beside the walks; bench/diag/overlap_model.py models it).
+# racecheck (tests/sanitize_cases.py --quick), the heads sweep at 64k, p = 2 (h = 4, 6, 7, 8: whether output
+# blocks run beside the walks; bench/diag/overlap_model.py models it) and ncu of each forward kernel alone.
 #   git archive <ref> | tar -x -C _alt/ref      (on the development machine; carry _alt and .whl)
 #   bench/diag/ab_check.sh OUT_DIR _alt/ref[,_alt/other ...] [ROUNDS]
 set -u
@@ -33,4 +33,11 @@ for h in 4 6 7 8; do
   echo "h=$h $(timeout 120 "$bin" --op forward --b 1 --h $h --d 64 --dtype bf16 --gated --t 65536 --deg 2 --iters 30 --format csv 2>&1 |
     tail -1 | cut -d, -f20-22)"
 done | tee "$out/hsweep.txt"
+# each forward kernel alone (ncu serialises them; fixed clocks off): the state kernel's lone walks (h = 4: 80
+# blocks) and walks sharing SMs (h = 8: 160 blocks on 132 SMs), and the output kernel on a GPU to itself
+for h in 4 8; do
+  timeout 120 ncu --clock-control none --metrics gpu__time_duration.sum -k regex:"chunk_(state|output)" -c 2 \
+    "$bin" --op forward --b 1 --h $h --d 64 --dtype bf16 --gated --t 65536 --deg 2 --iters 1 --warmup 0 2>&1 |
+    grep -E "chunk_|duration" | sed "s/^/h=$h /"
+done | tee "$out/ncu_alone.txt"
 echo "all done at $SECONDS s"
