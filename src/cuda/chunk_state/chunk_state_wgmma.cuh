@@ -107,7 +107,7 @@ constexpr int state_wg_smem() {
          1024;
 }
 
-// Stages of the K/V ring (the copies run kStages - 2 tiles ahead). 4 by default. p = 1 launches with a deep
+// Stages of the K/V ring (the copy warps fill a stage as soon as it is released). 4 by default. p = 1 launches with a deep
 // ring (up to 8 within 160 KB) when the grid has at most one block per SM: a block per head then walks the
 // sequence alone, latency-bound, and the deep ring made the forward 4 % faster at 64k, 5 % at 16k; with more
 // blocks the 4-stage ring keeps two blocks per SM. p = 2: 5 or 6 stages changed neither the kernel alone nor
@@ -290,9 +290,6 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     active[mt] = tile < Rows::kTiles;
     Rows::decode(active[mt] ? tile : 0, i_row[mt], jb[mt]);
   }
-  auto prow = [&](int mt) {
-    return static_cast<int64_t>(cta * (kMmaScaleRows / kMmaTile) + mt * kStateWgConsumers + warp) * kMmaTile + g;
-  };
 
   constexpr int kConsumerThreads = kStateWgConsumers * kWarpSize;
 
