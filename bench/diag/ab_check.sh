@@ -28,6 +28,18 @@ for tool in memcheck racecheck; do
   timeout 120 compute-sanitizer --tool $tool python3 tests/sanitize_cases.py --quick > "$out/$tool.txt" 2>&1
   echo "$tool: $(tail -1 "$out/$tool.txt")"
 done
+# POWERRET_CHECK_ENV="VAR=value ...": the same checks once more with library switches (e.g. a kernel variant
+# the default shapes rarely pick: POWERRET_STATE_BLOCK_ROWS=192)
+if [ -n "${POWERRET_CHECK_ENV:-}" ]; then
+  read -r -a envs <<< "$POWERRET_CHECK_ENV"
+  env "${envs[@]}" timeout 150 python3 -m pytest -q -x tests/test_forward.py -k "not float16" > "$out/tf_env.txt" 2>&1
+  echo "[$POWERRET_CHECK_ENV] $(tail -1 "$out/tf_env.txt")"; grep -m2 -A25 "^____" "$out/tf_env.txt" | head -60
+  for tool in memcheck racecheck; do
+    env "${envs[@]}" timeout 120 compute-sanitizer --tool $tool python3 tests/sanitize_cases.py --quick \
+      > "$out/${tool}_env.txt" 2>&1
+    echo "[$POWERRET_CHECK_ENV] $tool: $(tail -1 "$out/${tool}_env.txt")"
+  done
+fi
 bin="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/powerret-bench"
 for h in 4 6 7 8; do
   echo "h=$h $(timeout 120 "$bin" --op forward --b 1 --h $h --d 64 --dtype bf16 --gated --t 65536 --deg 2 --iters 30 --format csv 2>&1 |
