@@ -21,24 +21,24 @@ bench/diag/ab.sh "$out/ab" "$ref" "${3:-2}" | grep -v "^\(ref[0-9]*\|new\|newenv
 echo "ab done at $SECONDS s"
 # ab.sh installed the new build last
 export PYTHONPATH=/tmp/site
-# a ci build carries bf16 tensor-core kernels only: its fp16 cases fail by design (the full suite is run_gpu.sh's)
-timeout 150 python3 -m pytest -q -x tests/test_forward.py -k "not float16" > "$out/tf.txt" 2>&1
-tail -3 "$out/tf.txt"; grep -m3 -A25 "^____" "$out/tf.txt" | head -60
-for tool in memcheck racecheck; do
-  timeout 120 compute-sanitizer --tool $tool python3 tests/sanitize_cases.py --quick > "$out/$tool.txt" 2>&1
-  echo "$tool: $(tail -1 "$out/$tool.txt")"
-done
-# POWERRET_CHECK_ENV="VAR=value ...": the same checks once more with library switches (e.g. a kernel variant
-# the default shapes rarely pick: POWERRET_STATE_BLOCK_ROWS=192)
+# test_forward's bf16 cases (a ci build carries bf16 tensor-core kernels only: its fp16 cases fail by design; the
+# full suite is run_gpu.sh's), then memcheck and racecheck on the quick cases; check TAG [VAR=value ...] runs them
+# with those library switches and names the logs after TAG
+check() {
+  local tag=$1; shift
+  env "$@" timeout 150 python3 -m pytest -q -x tests/test_forward.py -k "not float16" > "$out/tf$tag.txt" 2>&1
+  echo "test_forward$tag: $(tail -1 "$out/tf$tag.txt")"; grep -m2 -A25 "^____" "$out/tf$tag.txt" | head -60
+  for tool in memcheck racecheck; do
+    env "$@" timeout 120 compute-sanitizer --tool $tool python3 tests/sanitize_cases.py --quick > "$out/$tool$tag.txt" 2>&1
+    echo "$tool$tag: $(tail -1 "$out/$tool$tag.txt")"
+  done
+}
+check ""
+# POWERRET_CHECK_ENV="VAR=value ...": the same checks once more with library switches (e.g. a kernel variant the
+# default shapes rarely pick: POWERRET_STATE_BLOCK_ROWS=192)
 if [ -n "${POWERRET_CHECK_ENV:-}" ]; then
   read -r -a envs <<< "$POWERRET_CHECK_ENV"
-  env "${envs[@]}" timeout 150 python3 -m pytest -q -x tests/test_forward.py -k "not float16" > "$out/tf_env.txt" 2>&1
-  echo "[$POWERRET_CHECK_ENV] $(tail -1 "$out/tf_env.txt")"; grep -m2 -A25 "^____" "$out/tf_env.txt" | head -60
-  for tool in memcheck racecheck; do
-    env "${envs[@]}" timeout 120 compute-sanitizer --tool $tool python3 tests/sanitize_cases.py --quick \
-      > "$out/${tool}_env.txt" 2>&1
-    echo "[$POWERRET_CHECK_ENV] $tool: $(tail -1 "$out/${tool}_env.txt")"
-  done
+  check _env "${envs[@]}"
 fi
 bin="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/powerret-bench"
 for h in 4 6 7 8; do

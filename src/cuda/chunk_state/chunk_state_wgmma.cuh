@@ -169,7 +169,6 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   // warp through a shuffle: ptxas then knows it is warp-uniform (else it serialises every wgmma)
   const int warp = __shfl_sync(0xffffffffu, static_cast<int>(threadIdx.x / kWarpSize), 0);
   const int lane = threadIdx.x % kWarpSize;
-  const bool gate_warp = warp == kStateWgConsumers;
   const int g = lane / 4, tq = lane % 4;
   const int64_t bh = blockIdx.x / kCtas;
   const int cta = blockIdx.x % kCtas;
@@ -259,9 +258,9 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   // ---- the gate warp: per chunk, publish S_enter[n] once written, scan chunk n + 1 into its slot --------
   if (warp >= kStateWgConsumers) {
     if constexpr (kSplitRegs) wg::set_max_registers_dec<kStateWgGateRegs>();
-    if (!gate_warp) {
+    if (warp > kStateWgConsumers) {  // the copy warps; warp 7 is only there for the register split
       if (warp <= kStateWgConsumers + kStateWgCopyWarps) copy_tiles(threadIdx.x - (kStateWgConsumers + 1) * kWarpSize);
-      return;  // warp 7: only there for the register split
+      return;
     }
     load_gates(0);
     scan_into(0);
@@ -430,8 +429,8 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   constexpr int kARing = kE == 128 ? 2 : 4;
   static_assert((kTt / kMmaTile) % kARing == 0, "a tile's steps use the sets in order");
   uint32_t a[kARing][kMt][4];  // A fragments of the last kARing k-steps (in flight while the next is formed)
-  int st = 0, pos0 = 0, st_prev = kStages - 1;  // st_prev: the stage of tile q - 1
-  uint32_t lap = 0;                              // completed passes over the ring
+  int st = 0, pos0 = 0;
+  uint32_t lap = 0;  // completed passes over the ring
   int64_t n = 0;
   for (int64_t q = 0; q < n_tiles; ++q) {
     // tile q landed: every copy thread's pieces (cp.async writes need no proxy fence before wgmma reads them, as
@@ -527,7 +526,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
         // (ldmatrix, the multiplier table), not only lane 0's (racecheck at 2f56f10 reported those WAR pairs).
         if (s == kARing - 2 && q > 0) {
           __syncwarp();
-          if (lane == 0) mbar_arrive(&sm.empty[st_prev]);
+          if (lane == 0) mbar_arrive(&sm.empty[st == 0 ? kStages - 1 : st - 1]);
         }
         load_raw(s + 1, raw[(s + 1) % 2]);
       }
@@ -541,7 +540,6 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       }
       wg::commit();
     }
-    st_prev = st;
     if (++st == kStages) {
       st = 0;
       ++lap;
