@@ -385,11 +385,11 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       // warp_max is rewritten at the next chunk start, after its kBarGates sync
     }
     // Through shared memory: each warp stores its 16 rows with stmatrix (in entering_offset order: no bank
-    // conflicts), then the warpgroup copies the staged rows out as they lie, 16 contiguous bytes per thread
-    // and access. Direct 4-byte stores from the accumulators (32 per thread and chunk, eight 16-byte pieces
-    // per warp store) cost ~2.4 us per chunk at p = 2; one bulk copy (TMA) instead needs a proxy fence in
-    // every writing thread, which waits for its cp.async copies in flight (~1.2 us per chunk). Both were
-    // measured: bench/RESULTS.md, session 4.
+    // conflicts); then the gate warp copies the staged rows out with one bulk copy (kBulkOut), or the warpgroup
+    // copies them out as they lie, 16 contiguous bytes per thread and access. Direct 4-byte stores from the
+    // accumulators (32 per thread and chunk, eight 16-byte pieces per warp store) cost ~2.4 us per chunk at
+    // p = 2; the bulk copy cost ~1.2 us per chunk while the MMA warps still issued cp.async (their proxy fence
+    // waited for those copies; bench/RESULTS.md, session 4).
     constexpr int kRounds = kEnterRounds, kMtPerRound = kMt / kRounds;
     constexpr int kRoundTiles = kStagingRows / kMmaTile;
     constexpr int kCols = kEnterCols;
