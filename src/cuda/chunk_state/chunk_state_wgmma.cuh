@@ -252,6 +252,19 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     cp_async_wait<0>();
   };
 
+  // S_enter[n] leaves the staging buffer by one bulk copy from the gate warp where the block's rows fit the buffer
+  // at once (kBulkOut; else the warpgroup copies it out in rounds, write_entering). The bulk copy's source needs a
+  // proxy fence in each writing thread, which waits for that thread's memory operations in flight: cheap now that
+  // the MMA warps issue no cp.async (session 4 measured ~1.2 us per chunk when they did).
+  constexpr int kEnterRounds = kMt * kStateWgM / kStagingRows;
+  constexpr bool kBulkOut = kEnterRounds == 1;
+  constexpr int kEnterCols = kEnteringCols<kE>;  // W, z, 0
+  const int valid_tiles = std::min(kMt * kStateWgConsumers, Rows::kTiles - cta * (kMmaScaleRows / kMmaTile));
+  const uint32_t kEnterBytes = static_cast<uint32_t>(valid_tiles * kMmaTile * kEnterCols * sizeof(T));
+  auto entering_dst = [&](int64_t n) {  // this block's rows of S_enter[n] in the workspace
+    return static_cast<T*>(workspace.states) + ((bh * n_chunks + n) * Rows::kRows + cta * kMmaScaleRows) * kEnterCols;
+  };
+
   // The register split (see kStateWgThreads): each warpgroup converged; ptxas allocates a region by the
   // setmaxnreg that dominates it, so each role's code follows its own.
   constexpr bool kSplitRegs = kE != 128;
@@ -268,12 +281,29 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     bar_arrive(kBarGates, kStateWgBarThreads);  // chunk 0's gates
     for (int64_t n = 0; n < n_chunks; ++n) {
       bar_sync(kBarStarted, kStateWgBarThreads);  // S_enter[n] written; chunk n - 1's slot read for the last time
+      const bool wrote = n > 0 || problem.s0 != nullptr;
+      if constexpr (kBulkOut) {  // S_enter[n] from the staging buffer to the workspace, one bulk copy
+        if (wrote && lane == 0) {
+          bulk_store(entering_dst(n), &sm.staging[0], kEnterBytes);
+          bulk_commit();
+        }
+      }
       if (n + 1 < n_chunks) {  // first what the warpgroup waits for, then the signal
         scan_into(n + 1);
         load_gates(n + 2);
+        if constexpr (kBulkOut) {  // the staging buffer is read out before the warpgroup's next chunk start
+          if (lane == 0) bulk_wait_read<0>();
+          __syncwarp();
+        }
         bar_arrive(kBarGates, kStateWgBarThreads);
       }
-      if ((n > 0 || problem.s0 != nullptr) && lane == 0) signal_ready(workspace.ready + bh * n_chunks + n);
+      if (wrote && lane == 0) {
+        if constexpr (kBulkOut) {
+          bulk_wait<0>();              // the copy's writes are done
+          fence_proxy_async_global();  // and ordered (async proxy) before the generic release below
+        }
+        signal_ready(workspace.ready + bh * n_chunks + n);
+      }
     }
     return;
   }
@@ -355,16 +385,15 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       // warp_max is rewritten at the next chunk start, after its kBarGates sync
     }
     // Through shared memory: each warp stores its 16 rows with stmatrix (in entering_offset order: no bank
-    // conflicts), then the warpgroup copies the staged rows out as they lie, 16 contiguous bytes per thread
-    // and access. Direct 4-byte stores from the accumulators (32 per thread and chunk, eight 16-byte pieces
-    // per warp store) cost ~2.4 us per chunk at p = 2; one bulk copy (TMA) instead needs a proxy fence in
-    // every writing thread, which waits for its cp.async copies in flight (~1.2 us per chunk). Both were
-    // measured: bench/RESULTS.md, session 4.
-    constexpr int kRounds = kMt * kStateWgM / kStagingRows, kMtPerRound = kMt / kRounds;
+    // conflicts); then the gate warp copies the staged rows out with one bulk copy (kBulkOut), or the warpgroup
+    // copies them out as they lie, 16 contiguous bytes per thread and access. Direct 4-byte stores from the
+    // accumulators (32 per thread and chunk, eight 16-byte pieces per warp store) cost ~2.4 us per chunk at
+    // p = 2; the bulk copy cost ~1.2 us per chunk while the MMA warps still issued cp.async (their proxy fence
+    // waited for those copies; bench/RESULTS.md, session 4).
+    constexpr int kRounds = kEnterRounds, kMtPerRound = kMt / kRounds;
     constexpr int kRoundTiles = kStagingRows / kMmaTile;
-    const int valid_tiles = std::min(kMt * kStateWgConsumers, Rows::kTiles - cta * (kMmaScaleRows / kMmaTile));
-    constexpr int kCols = kEnteringCols<kE>;  // W, z, 0
-    T* gW = static_cast<T*>(workspace.states) + (slot * Rows::kRows + cta * kMmaScaleRows) * kCols;
+    constexpr int kCols = kEnterCols;
+    T* gW = entering_dst(n);
     const int lane_row = (lane & 7) + ((lane >> 3) & 1) * 8, lane_piece = lane >> 4;  // stmatrix's addresses
     // 16-byte pieces of the staging buffer, per thread, copied in batches of at most 4 pieces in registers, or one
     // batch of 5 (64 rows at e = 64: 4.5 per thread; batches of 4 made that two, and the p = 1 walk, which waits for
@@ -397,6 +426,10 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
           store_entering_z<T, kE>(&sm.staging[0], zrow, f * accz[mt][0]);
           store_entering_z<T, kE>(&sm.staging[0], zrow + 8, f * accz[mt][2]);
         }
+      }
+      if constexpr (kBulkOut) {
+        fence_proxy_async_shared();  // the staged rows before the gate warp's bulk copy reads them
+        return;
       }
       bar_sync(kBarMax, kConsumerThreads);  // staged
       const int pieces = (std::min(valid_tiles, (round + 1) * kRoundTiles) - round * kRoundTiles) * kMmaTile * (kCols / 8);

@@ -4,6 +4,10 @@
 //   mbar_expect_and_load(bar, bytes)     the calling thread arrives on bar and announces `bytes` of copies
 //   bulk_load(dst, src, bytes, bar)      one bulk copy global -> shared (16-byte aligned, bytes a multiple of 16)
 //                                        whose completion counts against bar's announced bytes
+//   bulk_store(dst, src, bytes)         one bulk copy shared -> global (16-byte aligned, bytes a multiple of 16) in
+//                                        this thread's bulk group; bulk_commit() closes the group,
+//                                        bulk_wait_read<n>() waits until at most n groups still read shared memory,
+//                                        bulk_wait<n>() until at most n groups are incomplete (their writes done)
 //   cp_async_arrive(bar)                 an arrival on bar once this thread's earlier cp.async copies landed
 //   mbar_arrive(bar)                     one arrival on bar
 //   mbar_wait(bar, parity)               wait until the phase with this parity is complete (its copies landed
@@ -40,6 +44,20 @@ __device__ __forceinline__ void bulk_load(void* dst, const void* src, uint32_t b
           smem_addr(dst)),
       "l"(src), "r"(bytes), "r"(smem_addr(bar))
       : "memory");
+}
+__device__ __forceinline__ void bulk_store(void* dst, const void* src, uint32_t bytes) {
+  asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(dst), "r"(smem_addr(src)),
+               "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+template <int kPending>
+__device__ __forceinline__ void bulk_wait_read() {
+  asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(kPending) : "memory");
+}
+template <int kPending>
+__device__ __forceinline__ void bulk_wait() {
+  asm volatile("cp.async.bulk.wait_group %0;\n" ::"n"(kPending) : "memory");
 }
 // One arrival on bar once every cp.async this thread issued before has landed (bar expects one per thread).
 __device__ __forceinline__ void cp_async_arrive(uint64_t* bar) {
