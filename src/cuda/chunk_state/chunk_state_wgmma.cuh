@@ -15,7 +15,7 @@
 //   K and V tiles of 64 tokens stream through a ring of kStages stages (4; p = 1 grids of at most one block
 //   per SM: up to 8, state_wg_deep_stages), by cp.async from the copy warps, fixed pieces per thread. A
 //   stage's full mbarrier counts the copy threads' arrivals (cp.async.mbarrier.arrive: once the thread's
-//   copies landed); its empty mbarrier one arrival per MMA warp, at step kARing - 2 of the next tile, when
+//   copies landed); its empty mbarrier one arrival per MMA thread, at step kARing - 2 of the next tile, when
 //   only that tile's MMAs can still be in flight. (Session 10 and before: the MMA warps issued the copies
 //   themselves, ~45 of ~230 cycles per warp and tile, and met at a named barrier per tile; one warp issuing
 //   every copy, 32 per lane and tile, was the bottleneck of the first version: ~2250 clocks per tile.)
@@ -81,7 +81,7 @@ struct StateWgShared {
   T k[kStages][kStateMmaTokens][kLdK];                // [stage][tok][kk]
   alignas(16) T ones[8 * 16];                                // B of the z column: 8 x 16, all 1
   uint64_t full[kStages];   // [stage] the copy threads' pieces of the stage's tile landed (one arrival each)
-  uint64_t empty[kStages];  // [stage] the MMA warps are done with the stage (one arrival per warp)
+  uint64_t empty[kStages];  // [stage] the MMA warps are done with the stage (one arrival per thread)
   uint32_t gamma2[2][kMaxChunk / 2];                         // [chunk & 1][m] gamma of tokens 2 m, 2 m + 1 (T pairs)
   float decay[2];                                            // [chunk & 1] decay(enter -> L)
   uint32_t warp_max[kStateWgConsumers];  // fp16: the warps' max |W| bits (entering_scale_shift)
@@ -160,7 +160,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   if (threadIdx.x == 0) {
     for (int st = 0; st < kStages; ++st) {
       mbar_init(&sm.full[st], kStateWgCopyThreads);
-      mbar_init(&sm.empty[st], kStateWgConsumers);
+      mbar_init(&sm.empty[st], kStateWgConsumers * kWarpSize);
     }
     fence_mbarrier_init();
   }
@@ -257,7 +257,10 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   // proxy fence in each writing thread, which waits for that thread's memory operations in flight: cheap now that
   // the MMA warps issue no cp.async (session 4 measured ~1.2 us per chunk when they did).
   constexpr int kEnterRounds = kMt * kStateWgM / kStagingRows;
-  constexpr bool kBulkOut = kEnterRounds == 1;
+  // Deg 1 keeps the warpgroup's copy-out: its walk is short per chunk, so the gate warp's wait for the copy's reads
+  // before the next chunk start sat on the walk's path (p = 1 64k: 432 -> 493 µs with the bulk copy, H100,
+  // session 12; p = 2 gained 1-3 %).
+  constexpr bool kBulkOut = kEnterRounds == 1 && kDeg == 2;
   constexpr int kEnterCols = kEnteringCols<kE>;  // W, z, 0
   const int valid_tiles = std::min(kMt * kStateWgConsumers, Rows::kTiles - cta * (kMmaScaleRows / kMmaTile));
   const uint32_t kEnterBytes = static_cast<uint32_t>(valid_tiles * kMmaTile * kEnterCols * sizeof(T));
@@ -554,13 +557,11 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       }
       if (s + 1 < kTt / kMmaTile) {  // step s + 1's loads in flight; step s is not committed yet, so
         wg::wait<kARing - 2>();      // kARing - 2 steps were committed after step s + 1 - kARing
-        // at step kARing - 2 that leaves only this tile's MMAs in flight: tile q - 1's stage is free. One
-        // arrival per warp, after a warp barrier: the release then covers every lane's reads of the stage
-        // (ldmatrix, the multiplier table), not only lane 0's (racecheck at 2f56f10 reported those WAR pairs).
-        if (s == kARing - 2 && q > 0) {
-          __syncwarp();
-          if (lane == 0) mbar_arrive(&sm.empty[st == 0 ? kStages - 1 : st - 1]);
-        }
+        // at step kARing - 2 that leaves only this tile's MMAs in flight: tile q - 1's stage is free. Every
+        // lane arrives, so the release orders each lane's own reads of the stage (ldmatrix, the multiplier
+        // table) before the copies that refill it: with one arrival per warp after a warp barrier, racecheck
+        // still reported those write-after-read pairs (12 hazards at ad87027, session 12).
+        if (s == kARing - 2 && q > 0) mbar_arrive(&sm.empty[st == 0 ? kStages - 1 : st - 1]);
         load_raw(s + 1, raw[(s + 1) % 2]);
       }
       wg::fence();
