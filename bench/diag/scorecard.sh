@@ -3,13 +3,15 @@
 #   bench/run_gpu.sh OUT check && bench/diag/scorecard.sh OUT):
 # compare.py's forward at t = 4096, 16384, 65536 (SDPA, retention, fla, powerret side by side, one run), then
 # powerret-bench on the issue's other shapes (d = 128, b = 8 h = 16, p = 1, fp16, time per token 16k .. 1M), then
-# the state kernel's per-line stall profile (bench/diag/forward.sh's last part; POWERRET_SCORECARD_SASS=0 skips it).
+# the state kernel's per-line stall profile (bench/diag/forward.sh's last part). POWERRET_SCORECARD_PARTS picks the
+# parts ("compare bench sass" by default), POWERRET_SCORECARD_SASS_DEGS the profiled degrees ("2 1").
 # Writes OUT/scorecard.tar.gz and prints the tables.
 set -uo pipefail
 top=${1:?usage: bench/diag/scorecard.sh OUT_DIR}
 name=scorecard
 source "$(dirname "$0")/common.sh"
-timeout "${POWERRET_SCORECARD_COMPARE_S:-300}" python3 bench/compare.py --ops forward --ts 4096,16384,65536 \
+parts=" ${POWERRET_SCORECARD_PARTS:-compare bench sass} "
+[[ $parts == *" compare "* ]] && timeout "${POWERRET_SCORECARD_COMPARE_S:-300}" python3 bench/compare.py --ops forward --ts 4096,16384,65536 \
   --budget-ms 100 --out "$out/compare" ${POWERRET_COMMIT:+--commit "$POWERRET_COMMIT"} 2>&1 | tee "$out/compare.txt" |
   grep -E "^  forward|^\|"
 echo "compare done at $SECONDS s"
@@ -17,7 +19,7 @@ run() {  # one verified powerret-bench case: median us, TFLOP/s, share of the te
   echo "$* | $(timeout 120 "$bin" "$@" --format csv 2>&1 | tail -1)"
 }
 ref="--op forward --b 1 --h 8 --dtype bf16 --gated"
-{
+[[ $parts == *" bench "* ]] && {
   run $ref --d 128 --deg 2 --t 65536 --iters 10
   run $ref --d 128 --deg 2 --t 16384 --iters 20
   run --op forward --b 8 --h 16 --d 64 --dtype bf16 --gated --deg 2 --t 8192 --iters 20
@@ -26,8 +28,8 @@ ref="--op forward --b 1 --h 8 --dtype bf16 --gated"
   for t in 16384 65536 262144 1048576; do run $ref --d 64 --deg 2 --t $t --iters 10; done
 } | tee "$out/bench.txt"
 echo "bench done at $SECONDS s"
-[ "${POWERRET_SCORECARD_SASS:-1}" = 1 ] || exit 0
-for p in 2 1; do
+[[ $parts == *" sass "* ]] || exit 0
+for p in ${POWERRET_SCORECARD_SASS_DEGS:-2 1}; do
   echo "== chunk_state kernel, p=$p"
   timeout 150 ncu --section SourceCounters --section WarpStateStats -k regex:chunk_state -c 1 -f -o /tmp/state-p$p \
     "$bin" $ref --d 64 --t 65536 --deg $p --iters 1 --warmup 0 > /dev/null 2>&1
