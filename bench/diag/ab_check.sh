@@ -40,6 +40,8 @@ if [ -n "${POWERRET_CHECK_ENV:-}" ]; then
   read -r -a envs <<< "$POWERRET_CHECK_ENV"
   check _env "${envs[@]}"
 fi
+# POWERRET_CHECK_EXTRAS=0 stops here (a call short of device time)
+[ "${POWERRET_CHECK_EXTRAS:-1}" = 1 ] || { echo "all done at $SECONDS s"; exit 0; }
 bin="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/powerret-bench"
 for h in 4 6 7 8; do
   echo "h=$h $(timeout 120 "$bin" --op forward --b 1 --h $h --d 64 --dtype bf16 --gated --t 65536 --deg 2 --iters 30 --format csv 2>&1 |
