@@ -21,9 +21,9 @@ bench/diag/ab.sh "$out/ab" "$ref" "${3:-2}" | grep -v "^\(ref[0-9]*\|new\|newenv
 echo "ab done at $SECONDS s"
 # ab.sh installed the new build last
 export PYTHONPATH=/tmp/site
-# test_forward's bf16 cases (a ci build carries bf16 tensor-core kernels only: its fp16 and fp32 cases fail by design; the
-# full suite is run_gpu.sh's), then memcheck and racecheck on the quick cases; check TAG [VAR=value ...] runs them
-# with those library switches and names the logs after TAG
+# test_forward's bf16 cases (a ci build carries bf16 tensor-core kernels only: its fp16 and fp32 cases fail by
+# design; the full suite is run_gpu.sh's), then memcheck and racecheck on the quick cases; check TAG [VAR=value ...]
+# runs them with those library switches and names the logs after TAG
 check() {
   local tag=$1; shift
   env "$@" timeout 150 python3 -m pytest -q -x tests/test_forward.py -k "bfloat16" > "$out/tf$tag.txt" 2>&1
