@@ -34,8 +34,8 @@ check() {
   done
 }
 check ""
-# POWERRET_CHECK_ENV="VAR=value ...": the same checks once more with library switches (e.g. a kernel variant the
-# default shapes rarely pick: POWERRET_STATE_BLOCK_ROWS=192)
+# POWERRET_CHECK_ENV="VAR=value ...": the same checks once more with library switches (e.g. the mma.sync state
+# kernel on the sm_90 GPU: POWERRET_FORWARD_KERNELS=sm80)
 if [ -n "${POWERRET_CHECK_ENV:-}" ]; then
   read -r -a envs <<< "$POWERRET_CHECK_ENV"
   check _env "${envs[@]}"

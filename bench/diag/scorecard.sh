@@ -3,9 +3,9 @@
 #   bench/run_gpu.sh OUT check && bench/diag/scorecard.sh OUT):
 # compare.py's forward at t = 4096, 16384, 65536 (SDPA, retention, fla, powerret side by side, one run), then
 # powerret-bench on the other shapes (d = 128, b = 8 h = 16, p = 1, fp16, time per token 16k .. 1M), then
-# the state kernel's per-line stall profile (bench/diag/forward.sh's last part). POWERRET_SCORECARD_PARTS picks the
-# parts ("compare bench sass" by default), POWERRET_SCORECARD_SASS_DEGS the profiled degrees ("2 1").
-# Writes OUT/scorecard.tar.gz and prints the tables.
+# the state kernel's per-line stall profile (bench/diag/forward.sh with only its profile part, into
+# OUT/forward.tar.gz). POWERRET_SCORECARD_PARTS picks the parts ("compare bench sass" by default),
+# POWERRET_SCORECARD_SASS_DEGS the profiled degrees ("2 1"). Writes OUT/scorecard.tar.gz and prints the tables.
 set -uo pipefail
 top=${1:?usage: bench/diag/scorecard.sh OUT_DIR}
 name=scorecard
@@ -29,11 +29,6 @@ ref="--op forward --b 1 --h 8 --dtype bf16 --gated"
 } | tee "$out/bench.txt"
 echo "bench done at $SECONDS s"
 [[ $parts == *" sass "* ]] || exit 0
-for p in ${POWERRET_SCORECARD_SASS_DEGS:-2 1}; do
-  echo "== chunk_state kernel, p=$p"
-  timeout 150 ncu --section SourceCounters --section WarpStateStats -k regex:chunk_state -c 1 -f -o /tmp/state-p$p \
-    "$bin" $ref --d 64 --t 65536 --deg $p --iters 1 --warmup 0 > /dev/null 2>&1
-  ncu --import /tmp/state-p$p.ncu-rep --page source --print-source sass --csv > "$out/state-sass-p$p.csv" 2>&1
-  python3 bench/diag/sass_lines.py "$out/state-sass-p$p.csv" --top 30 --mix | tee "$out/state-sass-p$p.txt"
-done
+POWERRET_DIAG_KERNELS= POWERRET_DIAG_NCU=0 POWERRET_DIAG_SASS=1 POWERRET_DIAG_SASS_KERNEL=chunk_state \
+  POWERRET_DIAG_SASS_DEGS="${POWERRET_SCORECARD_SASS_DEGS:-2 1}" bash bench/diag/forward.sh "$top"
 echo "all done at $SECONDS s"
