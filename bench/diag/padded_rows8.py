@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""padded_rows8: the state's padded row order at 8-row granularity (docs/DESIGN.md, session 12, lever 3), checked in
-numpy before any kernel uses it. No GPU needed.
+"""padded_rows8: the state's padded row order at 8-row granularity (docs/DESIGN.md, sessions 12-13; the kernels of
+branch wip/rows8-stages use it for deg 2 at d <= 64), checked in numpy, with the kernels' index arithmetic. No GPU
+needed.
 
 Today (cuda/common/padded_rows.cuh) rows come in m16 tiles (i, jb): rows (i, 16 jb + r), jb >= i // 16, pad weight 1
 in the diagonal 16-block (both orders of a pair present) and 2 past it. At 8-row granularity rows come in halves
@@ -87,10 +88,60 @@ def check(d, rng):
           f"widest span of i in a block {span + 1}")
 
 
+def kernel_index_checks(d, gran):
+    """The index arithmetic of cuda/common/padded_rows.cuh and chunk_output_mma's OutputStages, transcribed, against
+    the enumeration: group_first_half, decode (the halves of each m-tile; straddling tiles hold groups (2m, 2m + 1)),
+    and the output kernel's stages (whole groups of one diagonal block, whole m-tiles, at most 128 rows, covering
+    every half once). gran: the diagonal block's width (8 at d <= 64, 16 at d = 128)."""
+    nhalf = d // 8
+    hs = [(i, jh) for i in range(d) for jh in range((gran // 8) * (i // gran), nhalf)]
+    first_half = lambda i: (gran // 8) * (i // gran)
+    group_halves = lambda i: nhalf - first_half(i)
+
+    def group_first_half(i):
+        a, r = i // gran, i % gran
+        return gran * (a * nhalf - (gran // 8) * a * (a - 1) // 2) + r * (nhalf - (gran // 8) * a)
+    for i in range(d):
+        assert group_first_half(i) == sum(group_halves(x) for x in range(i)), ("group_first_half", d, i)
+    assert 8 * len(hs) == 8 * ((d // 8) * d - (gran // 8) * gran * (d // gran) * (d // gran - 1) // 2), "rows"
+    for t in range(len(hs) // 2):
+        (i0, jh0), (i1, jh1) = hs[2 * t], hs[2 * t + 1]
+        # decode: half 1 opens the next group where group i0 ends
+        exp = (i0 + 1, first_half(i0 + 1)) if jh0 + 1 == nhalf else (i0, jh0 + 1)
+        assert (i1, jh1) == exp, ("decode", d, t)
+        if i1 != i0:
+            assert i0 % 2 == 0 and i1 == i0 + 1, ("straddle pair", d, t)
+    # OutputStages: groups(a) per stage inside diagonal block a
+    blocks, block_groups = d // gran, gran
+
+    def groups(a):
+        if gran != 8:
+            return 128 // d
+        u = 1
+        while 2 * u <= block_groups and 2 * u * (nhalf - a * gran // 8) * 8 <= 128:
+            u *= 2
+        return u
+    covered, stages = [], 0
+    for a in range(blocks):
+        u = groups(a)
+        for s in range(block_groups // u):
+            ig0 = a * block_groups + s * u
+            first, rows = group_first_half(ig0), u * group_halves(ig0) * 8
+            assert rows <= 128 and rows % 16 == 0 and first % 2 == 0, ("stage", d, a, s)
+            assert all(first_half(ig0 + x) == first_half(ig0) for x in range(u)), ("stage crosses a block", d, a)
+            covered += list(range(first, first + rows // 8))
+            stages += 1
+    assert covered == list(range(len(hs))), ("stages cover the halves", d)
+    return stages
+
+
 def main():
     rng = np.random.default_rng(int(sys.argv[1]) if len(sys.argv) > 1 else 12)
     for d in (32, 64, 128):
         check(d, rng)
+    # (d = 128 at G = 8 fails the stage check: one group of an odd number of halves per stage, hence G = 16 there)
+    for d, gran in ((16, 8), (32, 8), (64, 8), (128, 16)):
+        print(f"kernel index arithmetic d={d} G={gran}: {kernel_index_checks(d, gran)} output stages")
     print("all checks passed")
 
 
