@@ -11,6 +11,7 @@ half 1's). This script checks, for d = 32, 64, 128:
   - phi(q)^T S == sum over padded rows of pad_weight q_i q_j u_ij (u_ij = sum_tok gamma k_i k_j v, symmetric),
   - the m16 tiles' A fragments formed per half (the state kernel's and the output kernel's), against the same sum,
   - the public row of every padded row with i <= j (write_final), each public row exactly once,
+  - the kernels' index arithmetic (kernel_index_checks: group_first_half, decode, the output kernel's stages),
 and prints the rows, m16 tiles, 128-row blocks (walks per head) and the widest span of i in a block (what a
 per-chunk multiplier table over a window of K's columns, wip/table-warp, would have to cover).
 
@@ -22,9 +23,9 @@ import sys
 import numpy as np
 
 
-def halves(d):
-    """(i, jh) in the row order: by i, then jh; rows (i, 8 jh + r)."""
-    return [(i, jh) for i in range(d) for jh in range(i // 8, d // 8)]
+def halves(d, gran=8):
+    """(i, jh) in the row order: by i, then jh; rows (i, 8 jh + r). gran: the diagonal block's width."""
+    return [(i, jh) for i in range(d) for jh in range((gran // 8) * (i // gran), d // 8)]
 
 
 def pad_weight(i, jh):
@@ -94,7 +95,7 @@ def kernel_index_checks(d, gran):
     and the output kernel's stages (whole groups of one diagonal block, whole m-tiles, at most 128 rows, covering
     every half once). gran: the diagonal block's width (8 at d <= 64, 16 at d = 128)."""
     nhalf = d // 8
-    hs = [(i, jh) for i in range(d) for jh in range((gran // 8) * (i // gran), nhalf)]
+    hs = halves(d, gran)
     first_half = lambda i: (gran // 8) * (i // gran)
     group_halves = lambda i: nhalf - first_half(i)
 
@@ -103,7 +104,7 @@ def kernel_index_checks(d, gran):
         return gran * (a * nhalf - (gran // 8) * a * (a - 1) // 2) + r * (nhalf - (gran // 8) * a)
     for i in range(d):
         assert group_first_half(i) == sum(group_halves(x) for x in range(i)), ("group_first_half", d, i)
-    assert 8 * len(hs) == 8 * ((d // 8) * d - (gran // 8) * gran * (d // gran) * (d // gran - 1) // 2), "rows"
+    assert len(hs) == nhalf * d - (gran // 8) * gran * (d // gran) * (d // gran - 1) // 2, "padded_state_rows / 8"
     for t in range(len(hs) // 2):
         (i0, jh0), (i1, jh1) = hs[2 * t], hs[2 * t + 1]
         # decode: half 1 opens the next group where group i0 ends
