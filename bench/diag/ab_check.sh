@@ -54,4 +54,18 @@ for h in 4 8; do
     "$bin" --op forward --b 1 --h $h --d 64 --dtype bf16 --gated --t 65536 --deg 2 --iters 1 --warmup 0 2>&1 |
     grep -E "chunk_|duration" | sed "s/^/h=$h /"
 done | tee "$out/ncu_alone.txt"
+# shared-memory counters of the state kernel alone (h = 4: lone walks) on the first reference side and the new
+# build: does the walk's shared-memory pipe bind it (DESIGN, session 13)? POWERRET_CHECK_SMEM=0 skips it
+if [ "${POWERRET_CHECK_SMEM:-1}" = 1 ]; then
+  m=gpu__time_duration.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum
+  m=$m,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_st.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_st.sum
+  m=$m,smsp__sass_inst_executed_op_shared_ld.sum,sm__cycles_elapsed.avg
+  for side in ref new; do
+    python3 -m pip install -q --no-deps --force-reinstall /tmp/ab_wheel_$side/*.whl > /dev/null 2>&1 || continue
+    timeout 150 ncu --clock-control none --metrics "$m" -k regex:"chunk_state" -c 1 \
+      "$bin" --op forward --b 1 --h 4 --d 64 --dtype bf16 --gated --t 65536 --deg 2 --iters 1 --warmup 0 2>&1 |
+      grep -E "chunk_|__" | sed "s/^/$side /"
+  done | tee "$out/ncu_smem.txt"
+  python3 -m pip install -q --no-deps --force-reinstall /tmp/ab_wheel_new/*.whl > /dev/null 2>&1
+fi
 echo "all done at $SECONDS s"
