@@ -171,6 +171,27 @@ void check_positive_dims(const Checker& c, const char* name, const Tensor& t, in
                                     ", got shape " + shape_text(t));
 }
 
+// hq query heads share h kv heads in groups (GQA): h must divide hq.
+void check_heads(const Checker& c, int64_t hq, int64_t h) {
+  if (hq % h != 0)
+    c.fail(ErrorKind::kValue, "argument 'k': expected a number of kv heads h dividing hq = " + std::to_string(hq) +
+                                  ", got h = " + std::to_string(h));
+}
+
+// The fields ForwardProblem and DecodeProblem share, from their params (validated by then).
+template <typename Problem, typename Params>
+void fill_common(Problem& r, const Params& p, Device dev, float scale) {
+  r.deg = p.deg;
+  r.scale = scale;
+  r.normalize = p.normalize;
+  r.dtype = p.q.dtype;
+  r.device = dev.index;
+  r.on_gpu = dev.type == DeviceType::kCUDA;
+  r.q = p.q.data, r.k = p.k.data, r.v = p.v.data;
+  r.log_g = p.log_g ? static_cast<const float*>(p.log_g->data) : nullptr;
+  r.y = p.y.data;
+}
+
 }  // namespace
 
 SympowProblem validate(const SympowParams& p) {
@@ -221,9 +242,7 @@ ForwardProblem validate(const ForwardParams& p, bool check_workspace) {
   check_positive_dims(c, "k", p.k, 4, "[b, t, h, d]");
   const int64_t h = p.k.shape[2];
   c.tensor("k", p.k, {b, t, h, d}, "[b, t, h, d]", {p.q.dtype}, false);
-  if (hq % h != 0)
-    c.fail(ErrorKind::kValue, "argument 'k': expected a number of kv heads h dividing hq = " + std::to_string(hq) +
-                                  ", got h = " + std::to_string(h));
+  check_heads(c, hq, h);
   check_positive_dims(c, "v", p.v, 4, "[b, t, h, e]");
   const int64_t e = p.v.shape[3];
   c.tensor("v", p.v, {b, t, h, e}, "[b, t, h, e]", {p.q.dtype}, false);
@@ -248,17 +267,9 @@ ForwardProblem validate(const ForwardParams& p, bool check_workspace) {
 
   ForwardProblem r;
   r.b = b, r.t = t, r.hq = hq, r.h = h, r.d = d, r.e = e, r.D = D;
-  r.deg = p.deg;
-  r.scale = scale;
-  r.normalize = p.normalize;
-  r.dtype = p.q.dtype;
-  r.device = dev.index;
-  r.on_gpu = dev.type == DeviceType::kCUDA;
-  r.q = p.q.data, r.k = p.k.data, r.v = p.v.data;
-  r.log_g = p.log_g ? static_cast<const float*>(p.log_g->data) : nullptr;
+  fill_common(r, p, dev, scale);
   r.s0 = p.initial_s ? static_cast<const float*>(p.initial_s->data) : nullptr;
   r.z0 = p.initial_z ? static_cast<const float*>(p.initial_z->data) : nullptr;
-  r.y = p.y.data;
   r.s_out = p.final_s ? static_cast<float*>(p.final_s->data) : nullptr;
   r.z_out = p.final_z ? static_cast<float*>(p.final_z->data) : nullptr;
 
@@ -327,9 +338,7 @@ DecodeProblem validate(const DecodeParams& p) {
   check_positive_dims(c, "k", p.k, 3, "[b, h, d]");
   const int64_t h = p.k.shape[1];
   c.tensor("k", p.k, {b, h, d}, "[b, h, d]", {p.q.dtype}, false);
-  if (hq % h != 0)
-    c.fail(ErrorKind::kValue, "argument 'k': expected a number of kv heads h dividing hq = " + std::to_string(hq) +
-                                  ", got h = " + std::to_string(h));
+  check_heads(c, hq, h);
   check_positive_dims(c, "v", p.v, 3, "[b, h, e]");
   const int64_t e = p.v.shape[2];
   c.tensor("v", p.v, {b, h, e}, "[b, h, e]", {p.q.dtype}, false);
@@ -351,18 +360,10 @@ DecodeProblem validate(const DecodeParams& p) {
 
   DecodeProblem r;
   r.b = b, r.hq = hq, r.h = h, r.d = d, r.e = e, r.D = D, r.num_slots = num_slots;
-  r.deg = p.deg;
-  r.scale = scale;
-  r.normalize = p.normalize;
-  r.dtype = p.q.dtype;
-  r.device = dev.index;
-  r.on_gpu = dev.type == DeviceType::kCUDA;
-  r.q = p.q.data, r.k = p.k.data, r.v = p.v.data;
-  r.log_g = p.log_g ? static_cast<const float*>(p.log_g->data) : nullptr;
+  fill_common(r, p, dev, scale);
   r.s = static_cast<float*>(p.s.data);
   r.z = static_cast<float*>(p.z.data);
   r.slots = p.slots ? static_cast<const int32_t*>(p.slots->data) : nullptr;
-  r.y = p.y.data;
   return r;
 }
 
