@@ -36,6 +36,13 @@ class DeviceGuard {
 };
 #endif
 
+// An op's CUDA backend, or nullptr in a build without CUDA (validation rejects GPU tensors there: never called)
+#ifdef POWERRET_WITH_CUDA
+#define POWERRET_CUDA_BACKEND(fn) cuda::fn
+#else
+#define POWERRET_CUDA_BACKEND(fn) nullptr
+#endif
+
 template <class Problem, class CpuFn, class CudaFn>
 void run(const Problem& problem, Stream stream, CpuFn cpu_fn, CudaFn cuda_fn) {
   if (!problem.on_gpu) {
@@ -62,12 +69,7 @@ bool built_with_cuda() {
 }
 
 void sympow(const SympowParams& params, Stream stream) {
-  const auto problem = detail::validate(params);
-#ifdef POWERRET_WITH_CUDA
-  run(problem, stream, cpu::sympow, cuda::sympow);
-#else
-  run(problem, stream, cpu::sympow, nullptr);
-#endif
+  run(detail::validate(params), stream, cpu::sympow, POWERRET_CUDA_BACKEND(sympow));
 }
 
 std::size_t forward_workspace_bytes(const ForwardParams& params) {
@@ -81,23 +83,13 @@ int default_chunk_size(const ForwardParams& params) {
 }
 
 void power_retention(const ForwardParams& params, Stream stream) {
-  const auto problem = detail::validate(params, /*check_workspace=*/true);
-#ifdef POWERRET_WITH_CUDA
-  run(problem, stream, cpu::forward, cuda::forward);
-#else
-  run(problem, stream, cpu::forward, nullptr);
-#endif
+  run(detail::validate(params, /*check_workspace=*/true), stream, cpu::forward, POWERRET_CUDA_BACKEND(forward));
 }
 
 void check(const DecodeParams& params) { detail::validate(params); }
 
 void decode_step(const DecodeParams& params, Stream stream) {
-  const auto problem = detail::validate(params);
-#ifdef POWERRET_WITH_CUDA
-  run(problem, stream, cpu::decode_step, cuda::decode_step);
-#else
-  run(problem, stream, cpu::decode_step, nullptr);
-#endif
+  run(detail::validate(params), stream, cpu::decode_step, POWERRET_CUDA_BACKEND(decode_step));
 }
 
 }  // namespace powerret
