@@ -178,15 +178,21 @@ void check_heads(const Checker& c, int64_t hq, int64_t h) {
                                   ", got h = " + std::to_string(h));
 }
 
+// Where every problem runs: its tensors' device.
+template <typename Problem>
+void place(Problem& r, Device dev) {
+  r.device = dev.index;
+  r.on_gpu = dev.type == DeviceType::kCUDA;
+}
+
 // The fields ForwardProblem and DecodeProblem share, from their params (validated by then).
 template <typename Problem, typename Params>
 void fill_common(Problem& r, const Params& p, Device dev, float scale) {
+  place(r, dev);
   r.deg = p.deg;
   r.scale = scale;
   r.normalize = p.normalize;
   r.dtype = p.q.dtype;
-  r.device = dev.index;
-  r.on_gpu = dev.type == DeviceType::kCUDA;
   r.q = p.q.data, r.k = p.k.data, r.v = p.v.data;
   r.log_g = p.log_g ? static_cast<const float*>(p.log_g->data) : nullptr;
   r.y = p.y.data;
@@ -228,8 +234,7 @@ SympowProblem validate(const SympowParams& p) {
   r.dtype = p.x.dtype;
   r.x = p.x.data;
   r.out = p.out.data;
-  r.device = dev.index;
-  r.on_gpu = dev.type == DeviceType::kCUDA;
+  place(r, dev);
   return r;
 }
 
