@@ -16,6 +16,8 @@ export POWERRET_AB_CASES="${POWERRET_AB_CASES:-"--op forward --b 1 --h 8 --d 64 
 --op forward --b 1 --h 4 --d 64 --dtype bf16 --gated --t 65536 --deg 2
 --op forward --b 1 --h 8 --d 64 --dtype bf16 --gated --t 65536 --deg 1
 --op forward --b 8 --h 16 --d 64 --dtype bf16 --gated --t 8192 --deg 2"}"
+# POWERRET_AB_EXTRA_CASES: more case lines after these (e.g. the chunk re-sweep: "... --t 4096 --deg 2 --chunk 128")
+[ -z "${POWERRET_AB_EXTRA_CASES:-}" ] || POWERRET_AB_CASES="$POWERRET_AB_CASES"$'\n'"$POWERRET_AB_EXTRA_CASES"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 bench/diag/ab.sh "$out/ab" "$ref" "${3:-2}" | grep -v "^\(ref[0-9]*\|new\|newenv\) \["
 echo "ab done at $SECONDS s"
@@ -42,6 +44,15 @@ check ""
 if [ -n "${POWERRET_CHECK_ENV:-}" ]; then
   read -r -a envs <<< "$POWERRET_CHECK_ENV"
   check _env "${envs[@]}"
+fi
+# POWERRET_CHECK_LOOP="H DEG": bench/diag/state_loop.sh (the state kernel alone, per 64-token tile, and its kDiag
+# variants) on the first reference tree, then on the working tree
+if [ -n "${POWERRET_CHECK_LOOP:-}" ]; then
+  for side in ref new; do
+    tree=$PWD; [ "$side" = ref ] && tree=${ref%%,*}
+    # shellcheck disable=SC2086
+    timeout 150 bash "$tree/bench/diag/state_loop.sh" $POWERRET_CHECK_LOOP 2>&1 | sed "s/^/$side /"
+  done | tee "$out/state_loop.txt"
 fi
 # POWERRET_CHECK_EXTRAS=0 stops here (a call short of device time)
 [ "${POWERRET_CHECK_EXTRAS:-1}" = 1 ] || { echo "all done at $SECONDS s"; exit 0; }

@@ -99,6 +99,15 @@ void sweep(const Buffers& buf, int64_t t, int64_t h, int chunk) {
   run<kDeg, kS, kDiagNoMma | kDiagNoA>("no wgmma, no A (copies, barriers)", buf, t, h, chunk);
   run<kDeg, kS, kDiagNoMma | kDiagNoA | kDiagNoCopies | kDiagNoChunkWork>("skeleton (barriers only)", buf,
                                                                                   t, h, chunk);
+  run<kDeg, kS, kDiagNoPublish>("no publishing (gate warp)", buf, t, h, chunk);
+  run<kDeg, kS, kDiagNoMma | kDiagNoA | kDiagNoCopies | kDiagNoChunkWork | kDiagNoPublish>(
+      "skeleton, no publishing", buf, t, h, chunk);
+  run<kDeg, kS, kDiagNoScan>("no gate scans", buf, t, h, chunk);
+  run<kDeg, kS, kDiagNoTable>("no multiplier table", buf, t, h, chunk);
+  constexpr unsigned kIdleGate =
+      kDiagNoMma | kDiagNoA | kDiagNoCopies | kDiagNoChunkWork | kDiagNoPublish | kDiagNoScan;
+  run<kDeg, kS, kIdleGate>("skeleton, idle gate warp", buf, t, h, chunk);
+  run<kDeg, kS, kIdleGate | kDiagNoTable>("skeleton, idle gate warp, no table", buf, t, h, chunk);
 }
 
 }  // namespace

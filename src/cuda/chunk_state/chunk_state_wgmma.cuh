@@ -71,6 +71,9 @@ enum StateWgDiag : unsigned {
   kDiagNoMma = 2,        // no wgmma (the A fragments are still formed)
   kDiagNoA = 4,          // no A formation (the wgmmas read stale fragments)
   kDiagNoChunkWork = 8,  // no S_enter writes and no decay at chunk starts (the gate barriers stay)
+  kDiagNoPublish = 16,   // the gate warp neither copies S_enter out nor signals it (its scans and barriers stay)
+  kDiagNoScan = 32,      // the gate warp neither loads nor scans gates after chunk 0 (the slots keep stale gates)
+  kDiagNoTable = 64,     // the MMA warps skip the per-tile multiplier table (deg 2: the steps read a stale one)
 };
 
 template <typename T, int kD, int kE, int kStages, int kStagingRows = kMmaScaleRows>
@@ -284,7 +287,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     bar_arrive(kBarGates, kStateWgBarThreads);  // chunk 0's gates
     for (int64_t n = 0; n < n_chunks; ++n) {
       bar_sync(kBarStarted, kStateWgBarThreads);  // S_enter[n] written; chunk n - 1's slot read for the last time
-      const bool wrote = n > 0 || problem.s0 != nullptr;
+      const bool wrote = !(kDiag & kDiagNoPublish) && (n > 0 || problem.s0 != nullptr);
       if constexpr (kBulkOut) {  // S_enter[n] from the staging buffer to the workspace, one bulk copy
         if (wrote && lane == 0) {
           bulk_store(entering_dst(n), &sm.staging[0], kEnterBytes);
@@ -292,8 +295,10 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
         }
       }
       if (n + 1 < n_chunks) {  // first what the warpgroup waits for, then the signal
-        scan_into(n + 1);
-        load_gates(n + 2);
+        if constexpr (!(kDiag & kDiagNoScan)) {
+          scan_into(n + 1);
+          load_gates(n + 2);
+        }
         if constexpr (kBulkOut) {  // the staging buffer is read out before the warpgroup's next chunk start
           if (lane == 0) bulk_wait_read<0>();
           __syncwarp();
@@ -489,7 +494,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     }
 
     const uint32_t* gamma2 = sm.gamma2[n & 1] + pos0 / 2;
-    if constexpr (kGkTable) {
+    if constexpr (kGkTable && !(kDiag & kDiagNoTable)) {
       // The warp's multipliers of the tile, once per token pair instead of once per fragment and step: lane l
       // forms (gamma k[i]) of tokens 2 l, 2 l + 1 per m-tile (two 16-bit loads, a pack, a packed multiply); the
       // steps then read a ready pair per fragment half.
