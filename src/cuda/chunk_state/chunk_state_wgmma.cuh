@@ -78,10 +78,14 @@ enum StateWgDiag : unsigned {
 
 template <typename T, int kD, int kE, int kStages, int kStagingRows = kMmaScaleRows>
 struct StateWgShared {
-  static constexpr int kLdK = kD + 8;  // 16-byte row shift: conflict-free ldmatrix
   static constexpr int kVBytes = kStateMmaTokens * kE * 2;
+  static constexpr int kKBytes = kStateMmaTokens * kD * 2;
   alignas(1024) unsigned char v[kStages][kVBytes];  // [stage] swizzled (e, tok) tiles: wgmma's B
-  T k[kStages][kStateMmaTokens][kLdK];                // [stage][tok][kk]
+  // [stage] (kk, tok) tiles in V's layout: element (tok, kk) at mn_swizzled_offset<kD>(kk, tok) (state_wg_k_at).
+  // 16-byte rows of padding (kD + 8 columns) kept ldmatrix conflict-free too, but rows of 144 bytes straddle
+  // 128-byte lines, and the copy warps' cp.async took 10.5 shared wavefronts per instruction instead of 4 (104 of
+  // the walk's ~760 per tile, ncu source counters, session 12's profile; docs/DESIGN.md, session 16).
+  alignas(1024) unsigned char k[kStages][kKBytes];
   alignas(16) T ones[8 * 16];                                // B of the z column: 8 x 16, all 1
   uint64_t full[kStages];   // [stage] the copy threads' pieces of the stage's tile landed (one arrival each)
   uint64_t empty[kStages];  // [stage] the MMA warps are done with the stage (one arrival per thread)
@@ -93,6 +97,13 @@ struct StateWgShared {
   // S_enter rows (W | z | 0) on their way out, in the workspace's order (entering_offset)
   alignas(128) T staging[kStagingRows * kEnteringCols<kE>];
 };
+
+// Byte offset of K element (tok, kk) in a stage: the 128-byte swizzle (64-byte at d = 32) of the V tiles, so the copy
+// warps' 16-byte pieces fill whole 128-byte lines and ldmatrix's 8 rows of a piece sit on 8 distinct bank groups.
+template <int kD>
+__device__ __forceinline__ uint32_t state_wg_k_at(int tok, int kk) {
+  return mn_swizzled_offset<kD>(kk, tok);
+}
 
 // Rows of S_enter staged at once: all 128 of the block, or 64 (two rounds) where 128 would cost occupancy
 // (two blocks per SM, 227 KB of shared memory; d = 128, e = 64) or where the block has only 64 rows.
@@ -209,11 +220,15 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     // kVStage). The v swizzle repeats every 8 rows: a v pass of 8 or more rows keeps one address and steps by
     // kVPass; at e = 128 (4 rows per pass) passes p and p + 2 sit 8 rows apart, from two addresses.
     static_assert(kVRowStep % 8 == 0 || 8 % kVRowStep == 0, "v passes a whole number of swizzle atoms apart");
+    static_assert(kKRowStep % 8 == 0 || 8 % kKRowStep == 0, "k passes a whole number of swizzle atoms apart");
     constexpr int kVPhases = kVRowStep % 8 == 0 ? 1 : 8 / kVRowStep;  // passes per swizzle atom
-    constexpr uint32_t kKPass = kKRowStep * Shared::kLdK * 2, kVPass = kVRowStep * kVPhases * kE * 2;
-    constexpr uint32_t kKStage = sizeof(sm.k[0]), kVStage = Shared::kVBytes;
-    const uint32_t k_dst0 = smem_addr(&sm.k[0][k_row0][k_piece * 8]);
-    uint32_t v_dst0[kVPhases];
+    constexpr int kKPhases = kKRowStep % 8 == 0 ? 1 : 8 / kKRowStep;  // (k is laid out as v: state_wg_k_at)
+    constexpr uint32_t kKPass = kKRowStep * kKPhases * kD * 2, kVPass = kVRowStep * kVPhases * kE * 2;
+    constexpr uint32_t kKStage = Shared::kKBytes, kVStage = Shared::kVBytes;
+    uint32_t k_dst0[kKPhases], v_dst0[kVPhases];
+#pragma unroll
+    for (int i = 0; i < kKPhases; ++i)
+      k_dst0[i] = smem_addr(sm.k[0]) + state_wg_k_at<kD>(k_row0 + i * kKRowStep, k_piece * 8);
 #pragma unroll
     for (int i = 0; i < kVPhases; ++i)
       v_dst0[i] = smem_addr(sm.v[0]) + mn_swizzled_offset<kE>(v_piece * 8, v_row0 + i * kVRowStep);
@@ -222,21 +237,21 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     uint32_t lap = 0;  // completed passes over the ring
     for (int64_t q = 0; q < n_tiles; ++q) {
       if (q >= kStages) mbar_wait(&sm.empty[st], (lap - 1) & 1);  // the MMA warps' release of tile q - kStages
-      const uint32_t k_dst = k_dst0 + st * kKStage;
+      const auto k_dst = [&](int p) { return k_dst0[p % kKPhases] + st * kKStage + (p / kKPhases) * kKPass; };
       const auto v_dst = [&](int p) { return v_dst0[p % kVPhases] + st * kVStage + (p / kVPhases) * kVPass; };
       const int64_t left = t - q * kTt;  // tokens from the tile's first on
       if ((kDiag & kDiagNoCopies) && q >= kStages) {
         // the stages keep their first tiles
       } else if (left >= kTt) {
 #pragma unroll
-        for (int p = 0; p < kKPasses; ++p) cp_async_16_at(k_dst + p * kKPass, gK + p * k_pass);
+        for (int p = 0; p < kKPasses; ++p) cp_async_16_at(k_dst(p), gK + p * k_pass);
 #pragma unroll
         for (int p = 0; p < kVPasses; ++p) cp_async_16_at(v_dst(p), gV + p * v_pass);
       } else {
 #pragma unroll
         for (int p = 0; p < kKPasses; ++p) {
           const bool valid = k_row0 + p * kKRowStep < left;
-          cp_async_16_at(k_dst + p * kKPass, valid ? gK + p * k_pass : gK, valid);
+          cp_async_16_at(k_dst(p), valid ? gK + p * k_pass : gK, valid);
         }
 #pragma unroll
         for (int p = 0; p < kVPasses; ++p) {
@@ -327,6 +342,23 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
     active[mt] = tile < Rows::kTiles;
     Rows::decode(active[mt] ? tile : 0, i_row[mt], jb[mt]);
   }
+  // ldmatrix.trans row addresses of the warp's A fragments in a K stage, k-step 0 (step s: + 16 s kD 2 bytes):
+  // lane l points at token (l & 7) + 8 (l >> 4), columns 16 jb + 8 ((l >> 3) & 1) .. + 7 (padded_rows.cuh's
+  // a_load_trans in the swizzled layout; the offset of a whole 8-token group is linear in the token)
+  uint32_t k_lds[kMt];
+#pragma unroll
+  for (int mt = 0; mt < kMt; ++mt)
+    k_lds[mt] = state_wg_k_at<kD>((lane & 7) + ((lane >> 4) << 3), jb[mt] * kMmaTile + (((lane >> 3) & 1) << 3));
+  // deg 2 without the table: offsets of (tok, i) for tok = 2 tq, 2 tq + 1 in a stage's first 8-token group
+  uint32_t k_pair[kMt][2];
+#pragma unroll
+  for (int mt = 0; mt < kMt; ++mt)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) k_pair[mt][e] = kGkTable ? 0u : state_wg_k_at<kD>(2 * tq + e, i_row[mt]);
+  // the 16-bit K element at byte offset off of stage st
+  const auto k_bits = [&](int st, uint32_t off) {
+    return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(sm.k[st] + off));
+  };
 
   constexpr int kConsumerThreads = kStateWgConsumers * kWarpSize;
 
@@ -502,9 +534,8 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
       __syncwarp();  // the warp's reads of the last tile's table are done (no block barrier per tile)
 #pragma unroll
       for (int mt = 0; mt < kMt; ++mt) {
-        const T* col = &sm.k[st][2 * lane][i_row[mt]];
-        const uint32_t k2 = static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(col)) |
-                            (static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(col + Shared::kLdK)) << 16);
+        const uint32_t k2 = k_bits(st, state_wg_k_at<kD>(2 * lane, i_row[mt])) |
+                            (k_bits(st, state_wg_k_at<kD>(2 * lane + 1, i_row[mt])) << 16);
         sm.gk[warp][mt][lane] = mul2<T>(k2, gm);
       }
       __syncwarp();
@@ -531,7 +562,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
           r.k_lo[mt] = sm.gk[warp][mt][(k0 + 2 * tq) / 2];
           r.k_hi[mt] = sm.gk[warp][mt][(k0 + 8 + 2 * tq) / 2];
           if constexpr ((kDiag & kDiagNoA) != 0) continue;
-          Rows::a_load_trans(as[mt], sm.k[st], k0, jb[mt], lane);
+          ldmatrix_x4_trans(as[mt], sm.k[st] + k_lds[mt] + k0 * kD * 2);
         }
       } else {
         r.gm_lo = gamma2[(k0 + 2 * tq) / 2];
@@ -539,7 +570,13 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 #pragma unroll
         for (int mt = 0; mt < kMt; ++mt) {
           if constexpr ((kDiag & kDiagNoA) != 0) continue;
-          Rows::a_load(as[mt], r.k_lo[mt], r.k_hi[mt], sm.k[st], k0, i_row[mt], jb[mt], lane);
+          ldmatrix_x4_trans(as[mt], sm.k[st] + k_lds[mt] + k0 * kD * 2);
+          if constexpr (kDeg == 2) {  // the lane's (k_tok[i], k_tok+1[i]) pairs (padded_rows.cuh's a_load), tokens
+            // k0 + 2 tq (+ 1) and k0 + 8 + 2 tq (+ 1): 8-token groups apart, so linear in k0 from k_pair's offsets
+            const uint32_t lo = k0 * kD * 2, hi = (k0 + 8) * kD * 2;
+            r.k_lo[mt] = k_bits(st, k_pair[mt][0] + lo) | (k_bits(st, k_pair[mt][1] + lo) << 16);
+            r.k_hi[mt] = k_bits(st, k_pair[mt][0] + hi) | (k_bits(st, k_pair[mt][1] + hi) << 16);
+          }
         }
       }
     };
