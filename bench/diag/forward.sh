@@ -41,5 +41,5 @@ for p in ${POWERRET_DIAG_SASS_DEGS:-2}; do
   timeout 200 ncu --section SourceCounters --section WarpStateStats -k regex:$kern -c 1 -f -o /tmp/$kern \
     "$bin" --op forward $ref --t 65536 --deg $p --iters 1 --warmup 0 > /dev/null 2>&1
   ncu --import /tmp/$kern.ncu-rep --page source --print-source sass --csv > "$out/$kern-sass-p$p.csv" 2>&1
-  python3 bench/diag/sass_lines.py "$out/$kern-sass-p$p.csv" --mix
+  python3 bench/diag/sass_lines.py "$out/$kern-sass-p$p.csv" --mix --wavefronts
 done

@@ -29,5 +29,5 @@ for p in ${POWERRET_DIAG_SASS_DEGS:-1}; do
   timeout 200 ncu --section SourceCounters --section WarpStateStats -k regex:${POWERRET_DIAG_SASS_KERNEL:-chunk_output} -c 1 -f -o /tmp/op_out \
     "$bin" $ref --deg $p > /dev/null 2>&1
   ncu --import /tmp/op_out.ncu-rep --page source --print-source sass --csv > "$out/output-sass-p$p.csv" 2>&1
-  python3 bench/diag/sass_lines.py "$out/output-sass-p$p.csv" --top 25 --width 100 --mix --title "kernel p=$p"
+  python3 bench/diag/sass_lines.py "$out/output-sass-p$p.csv" --top 25 --width 100 --mix --wavefronts --title "kernel p=$p"
 done
