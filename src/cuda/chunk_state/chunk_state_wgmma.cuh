@@ -350,11 +350,17 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
   for (int mt = 0; mt < kMt; ++mt)
     k_lds[mt] = state_wg_k_at<kD>((lane & 7) + ((lane >> 4) << 3), jb[mt] * kMmaTile + (((lane >> 3) & 1) << 3));
   // deg 2 without the table: offsets of (tok, i) for tok = 2 tq, 2 tq + 1 in a stage's first 8-token group
-  uint32_t k_pair[kMt][2];
+  uint32_t k_pair[kMt][2] = {};
+  if constexpr (!kGkTable) {
 #pragma unroll
-  for (int mt = 0; mt < kMt; ++mt)
+    for (int mt = 0; mt < kMt; ++mt)
 #pragma unroll
-    for (int e = 0; e < 2; ++e) k_pair[mt][e] = kGkTable ? 0u : state_wg_k_at<kD>(2 * tq + e, i_row[mt]);
+      for (int e = 0; e < 2; ++e) k_pair[mt][e] = state_wg_k_at<kD>(2 * tq + e, i_row[mt]);
+  }
+  // the raw A fragment of m-tile mt, step k0 (ldmatrix.trans; the multipliers come after)
+  const auto a_trans = [&](uint32_t(&a)[4], int st, int mt, int k0) {
+    ldmatrix_x4_trans(a, sm.k[st] + k_lds[mt] + k0 * kD * 2);
+  };
   // the 16-bit K element at byte offset off of stage st
   const auto k_bits = [&](int st, uint32_t off) {
     return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(sm.k[st] + off));
@@ -562,7 +568,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
           r.k_lo[mt] = sm.gk[warp][mt][(k0 + 2 * tq) / 2];
           r.k_hi[mt] = sm.gk[warp][mt][(k0 + 8 + 2 * tq) / 2];
           if constexpr ((kDiag & kDiagNoA) != 0) continue;
-          ldmatrix_x4_trans(as[mt], sm.k[st] + k_lds[mt] + k0 * kD * 2);
+          a_trans(as[mt], st, mt, k0);
         }
       } else {
         r.gm_lo = gamma2[(k0 + 2 * tq) / 2];
@@ -570,7 +576,7 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 #pragma unroll
         for (int mt = 0; mt < kMt; ++mt) {
           if constexpr ((kDiag & kDiagNoA) != 0) continue;
-          ldmatrix_x4_trans(as[mt], sm.k[st] + k_lds[mt] + k0 * kD * 2);
+          a_trans(as[mt], st, mt, k0);
           if constexpr (kDeg == 2) {  // the lane's (k_tok[i], k_tok+1[i]) pairs (padded_rows.cuh's a_load), tokens
             // k0 + 2 tq (+ 1) and k0 + 8 + 2 tq (+ 1): 8-token groups apart, so linear in k0 from k_pair's offsets
             const uint32_t lo = k0 * kD * 2, hi = (k0 + 8) * kD * 2;

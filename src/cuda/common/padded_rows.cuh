@@ -119,7 +119,9 @@ struct PaddedRows {
 
   // The state kernels' A fragment of m-tile (i, jb) for the 16 tokens k0 .. k0 + 15 of a staged K tile
   // sK[tok][kk]: A[r][tok] = k_tok[16 jb + r] * gamma_tok k_tok[i] (deg 1: gamma_tok), in two halves so a
-  // kernel can issue one step's shared-memory loads ahead of the previous step's products:
+  // kernel can issue one step's shared-memory loads ahead of the previous step's products (chunk_state_mma
+  // takes a_fragment; chunk_state_wgmma loads from its swizzled K stages itself and multiplies with a_multiply /
+  // a_scale):
   //   a_load    ldmatrix.trans of sK into a; deg 2: k_lo / k_hi = the lane's (k_tok[i], k_tok+1[i]) T pairs
   //             (tokens k0 + 2 tq, + 1 and k0 + 8 + 2 tq, + 1)
   //   a_scale   a *= gamma pairs (gm_lo / gm_hi, the same tokens) times those k pairs: one packed multiply
