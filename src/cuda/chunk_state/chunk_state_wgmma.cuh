@@ -533,16 +533,23 @@ __global__ void __launch_bounds__(kStateWgThreads, kE == 128 ? 1 : 2)
 
     const uint32_t* gamma2 = sm.gamma2[n & 1] + pos0 / 2;
     if constexpr (kGkTable && !(kDiag & kDiagNoTable)) {
-      // The warp's multipliers of the tile, once per token pair instead of once per fragment and step: lane l
-      // forms (gamma k[i]) of tokens 2 l, 2 l + 1 per m-tile (two 16-bit loads, a pack, a packed multiply); the
-      // steps then read a ready pair per fragment half.
-      const uint32_t gm = gamma2[lane];
+      // The warp's multipliers of the tile, once per token instead of once per fragment and step: lane l forms
+      // (gamma k[i]) of tokens l and l + 32 per m-tile (two 16-bit loads, a pack, a packed multiply, two 16-bit
+      // stores); the steps then read ready (2 m, 2 m + 1) pairs. Tokens l, l + 32 rather than 2 l, 2 l + 1: a
+      // column of the swizzled K stage lies on 8 bank groups, so 32 consecutive tokens are a 4-way load and 32
+      // even ones 8-way (the table's loads were 112 of the walk's ~230 excess shared wavefronts per tile,
+      // docs/DESIGN.md, session 16); the stores of consecutive tokens are conflict-free.
+      const uint16_t* gamma1 = reinterpret_cast<const uint16_t*>(gamma2);  // gamma of token pos0 + x
+      const uint32_t gm = static_cast<uint32_t>(gamma1[lane]) | (static_cast<uint32_t>(gamma1[lane + 32]) << 16);
       __syncwarp();  // the warp's reads of the last tile's table are done (no block barrier per tile)
 #pragma unroll
       for (int mt = 0; mt < kMt; ++mt) {
-        const uint32_t k2 = k_bits(st, state_wg_k_at<kD>(2 * lane, i_row[mt])) |
-                            (k_bits(st, state_wg_k_at<kD>(2 * lane + 1, i_row[mt])) << 16);
-        sm.gk[warp][mt][lane] = mul2<T>(k2, gm);
+        const uint32_t off = state_wg_k_at<kD>(lane, i_row[mt]);  // token lane + 32: 4 whole 8-token groups on
+        const uint32_t k2 = k_bits(st, off) | (k_bits(st, off + 32 * kD * 2) << 16);
+        const uint32_t prod = mul2<T>(k2, gm);
+        uint16_t* table = reinterpret_cast<uint16_t*>(sm.gk[warp][mt]);
+        table[lane] = static_cast<uint16_t>(prod);
+        table[lane + 32] = static_cast<uint16_t>(prod >> 16);
       }
       __syncwarp();
     }
