@@ -25,6 +25,7 @@ struct CaseResult {
   double verify_err = 0;    // the worst ||out - ref|| / ||ref|| over the checked slices
   double verify_tol = 0;    // 2e-2 for fp16/bf16 inputs, 1e-4 for fp32
   std::string verified;     // what was compared, e.g. "y[0,:512] y[3,:64]"
+  std::string failed;       // --unchecked: the slices that failed verification (empty: none)
 };
 
 // The op's result disagreed with the CPU backend: main exits with status 3 and reports nothing.

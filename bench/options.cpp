@@ -59,6 +59,9 @@ const char* usage_text() {
   --peak-tflops X              tensor-core ceiling for the "% of peak" column (default: the
                                documented 798 TFLOP/s on H100/H200, none elsewhere)
   --seed N                     input seed (default 1234)
+  --unchecked                  time even when verification fails, for diagnostic builds whose
+                               results are wrong by design (bench/diag); "verified" then starts
+                               with UNCHECKED and names the failing slice
   --help                       this text
 
 Exit status: 0 reported, 2 bad command line, 3 the result was wrong (nothing reported),
@@ -132,6 +135,8 @@ Options parse_options(int argc, char** argv) {
       else throw UsageError("--flush expects auto, on or off, got '" + v + "'");
     } else if (flag == "--peak-tflops") {
       o.peak_tflops = parse_double(flag, value());
+    } else if (flag == "--unchecked") {
+      o.unchecked = true;
     } else if (flag == "--seed") {
       o.seed = static_cast<uint64_t>(parse_int(flag, value(), 0));
     } else {

@@ -28,6 +28,7 @@ struct Options {
   Flush flush = Flush::kAuto;  // L2 flush between timed runs; auto: when the working set fits
   double peak_tflops = 0;      // tensor-core ceiling; 0: the documented default for the device
   uint64_t seed = 1234;
+  bool unchecked = false;      // diagnostic builds: time even when verification fails (marked in "verified")
   bool help = false;
 };
 

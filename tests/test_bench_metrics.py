@@ -89,3 +89,13 @@ def test_bad_flag_is_a_usage_error():
     proc = subprocess.run([_binary(), "--op", "backward"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "--op" in proc.stderr
+
+
+def test_unchecked_keeps_a_passing_verification_clean():
+    # --unchecked only changes what a failed verification does (diagnostic builds, bench/diag): a correct result
+    # is reported exactly as without it, with no UNCHECKED mark
+    plain = _run("--t", "40", "--h", "2", "--d", "8", "--chunk", "16")
+    unchecked = _run("--t", "40", "--h", "2", "--d", "8", "--chunk", "16", "--unchecked")
+    assert unchecked["verified"] == plain["verified"]
+    assert "UNCHECKED" not in unchecked["verified"]
+    assert unchecked["verify_err"] == plain["verify_err"]

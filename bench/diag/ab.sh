@@ -7,7 +7,10 @@
 #   git archive <ref> | tar -x -C _alt/ref        then carry ["_alt", ".whl"]
 # Both trees are built in parallel with POWERRET_INSTANTIATIONS=ci (bf16 tensor-core configurations d = e = 64,
 # p = 1, 2; others run on the CUDA-core path), unless POWERRET_AB_FULL=1 (full instantiations: d = 128 too).
-# POWERRET_AB_CASES replaces the default cases (one powerret-bench argument list per line).
+# POWERRET_AB_CASES replaces the default cases (one powerret-bench argument list per line). A reference tree that is
+# wrong by design (a diagnostic switch wired into a copy of main, e.g. the state kernel without its K / V copies)
+# needs --unchecked in the case lines, or its cases report "failed" (every side's powerret-bench must know the flag:
+# main from 2026-12-07 on); its verified column then starts with UNCHECKED.
 # POWERRET_AB_NEW_ENV="VAR=value ..." adds a side newenv: the working tree's build run with those variables (a
 # diagnostic switch of the library, e.g. POWERRET_STATE_BLOCK_ROWS=128), in the same rounds.
 # Writes OUT_DIR/ab.txt: "<side> <case>: op,us_median,us_min,us_max,tflops,tc_fraction,verify_err,verify_tol",
