@@ -32,20 +32,21 @@ def main() -> None:
     if key is None:
         sys.exit("no sampling column")
     src = cols.index("Source")
-    data = [r for r in rows[head + 1:] if len(r) > key and r[key].replace(".", "").isdigit()]
-    total = sum(float(r[key]) for r in data) or 1
+    # lines with a sample count (ncu's CSV may write 1,234 or 1234); number() parses both
+    data = [r for r in rows[head + 1:] if len(r) > key and r[key].replace(",", "").replace(".", "").isdigit()]
+    total = sum(number(r[key]) for r in data) or 1
     if args.title:
         print(f"== {args.title}: {int(total)} samples, hottest SASS lines")
-    for r in sorted(data, key=lambda r: -float(r[key]))[:args.top]:
-        print(f"{100 * float(r[key]) / total:5.1f}%  {r[src][:args.width]}")
+    for r in sorted(data, key=lambda r: -number(r[key]))[:args.top]:
+        print(f"{100 * number(r[key]) / total:5.1f}%  {r[src][:args.width]}")
     if args.mix:
         ie = cols.index("Instructions Executed")
         mix, n = collections.Counter(), 0.0
         for r in data:
-            if r[ie].replace(".", "").isdigit():
+            if r[ie].replace(",", "").replace(".", "").isdigit():
                 op = [o for o in r[src].split() if not o.startswith("@")]
-                mix[op[0].split(".")[0] if op else "?"] += float(r[ie])
-                n += float(r[ie])
+                mix[op[0].split(".")[0] if op else "?"] += number(r[ie])
+                n += number(r[ie])
         print(f"== instruction mix (warp instructions executed: {n:.0f})")
         print("  ".join(f"{k} {100 * v / n:.1f}%" for k, v in mix.most_common(20)))
     if args.wavefronts is not None:
