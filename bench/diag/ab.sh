@@ -65,11 +65,11 @@ for round in $(seq "$rounds"); do
       { echo "$side: install failed"; continue; }
     while IFS= read -r args; do
       [ -n "$args" ] || continue
-      # columns: op, median, min, max (us), TFLOP/s, tensor-core fraction, verify error and tolerance (the verified
-      # field itself holds a comma, hence 35-36)
+      # columns: op, median, min, max (us), TFLOP/s, tensor-core fraction, verify error and tolerance, and
+      # "unchecked" for a diagnostic build timed with --unchecked that failed verification (bench_fields.py)
       # a case that hangs (a kernel waiting forever) costs POWERRET_AB_TIMEOUT seconds, not the device call
-      line=$(timeout "${POWERRET_AB_TIMEOUT:-120}" env "${envs[@]}" "$bin" $args --iters 30 --format csv 2>&1 | tail -1 |
-        cut -d, -f1,20-22,25,31,35,36)
+      line=$(timeout "${POWERRET_AB_TIMEOUT:-120}" env "${envs[@]}" "$bin" $args --iters 30 --format csv 2>&1 |
+        python3 bench/diag/bench_fields.py)
       echo "$side [$args]: $line" | tee -a "$out/ab.txt"
     done <<< "$cases"
   done

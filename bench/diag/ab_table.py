@@ -1,6 +1,7 @@
 """The markdown table of a bench/diag/ab.sh run: one row per case, one column per side (ref, ref2, ..., new) with
 the median of each round ("r1 / r2 / ..."), and new / ref from the per-side medians of the rounds. A case whose
-verification failed (error above tolerance) or that printed no number is marked.
+verification failed (error above tolerance) or that printed no number is marked; a diagnostic side timed with
+--unchecked that failed verification keeps its numbers, marked "u" (bench_fields.py's `unchecked`).
 
     python3 bench/diag/ab_table.py OUT_DIR/ab.txt
 """
@@ -42,6 +43,9 @@ def main() -> int:
         if args not in cases:
             cases.append(args)
         fields = rest.split(",")
+        unchecked = fields[-1] == "unchecked"
+        if unchecked:
+            fields = fields[:-1]
         try:
             median = float(fields[1])
         except (IndexError, ValueError):
@@ -49,10 +53,10 @@ def main() -> int:
             continue
         ok = True
         try:
-            ok = float(fields[-2]) <= float(fields[-1])
+            ok = unchecked or float(fields[-2]) <= float(fields[-1])
         except (IndexError, ValueError):
             pass  # no verification columns: keep the number
-        cells.setdefault((args, side), []).append(median if ok else None)
+        cells.setdefault((args, side), []).append((median, unchecked) if ok else None)
     if not cases:
         print("no results", file=sys.stderr)
         return 1
@@ -64,10 +68,10 @@ def main() -> int:
         row = []
         for side in order:
             vals = cells.get((args, side), [])
-            row.append(" / ".join("failed" if v is None else f"{v:.1f}" for v in vals) or "-")
+            row.append(" / ".join("failed" if v is None else f"{v[0]:.1f}" + ("u" if v[1] else "") for v in vals) or "-")
         if ratio:
-            ref = [v for v in cells.get((args, "ref"), []) if v is not None]
-            new = [v for v in cells.get((args, "new"), []) if v is not None]
+            ref = [v[0] for v in cells.get((args, "ref"), []) if v is not None]
+            new = [v[0] for v in cells.get((args, "new"), []) if v is not None]
             row.append(f"{statistics.median(new) / statistics.median(ref):.3f}" if ref and new else "-")
         print(f"| {short(args)} | " + " | ".join(row) + " |")
     return 0
