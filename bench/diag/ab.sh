@@ -9,8 +9,8 @@
 # p = 1, 2; others run on the CUDA-core path), unless POWERRET_AB_FULL=1 (full instantiations: d = 128 too).
 # POWERRET_AB_CASES replaces the default cases (one powerret-bench argument list per line). A reference tree that is
 # wrong by design (a diagnostic switch wired into a copy of main, e.g. the state kernel without its K / V copies)
-# needs --unchecked in the case lines, or its cases report "failed" (every side's powerret-bench must know the flag:
-# main from 2026-12-07 on); its verified column then starts with UNCHECKED.
+# needs --unchecked in the case lines (POWERRET_AB_UNCHECKED=1 adds it to every line), or its cases report
+# "failed" (every side's powerret-bench must know the flag: main from 2026-12-07 on); ab.md marks its numbers "u".
 # POWERRET_AB_NEW_ENV="VAR=value ..." adds a side newenv: the working tree's build run with those variables (a
 # diagnostic switch of the library, e.g. POWERRET_STATE_BLOCK_ROWS=128), in the same rounds.
 # Writes OUT_DIR/ab.txt: "<side> <case>: op,us_median,us_min,us_max,tflops,tc_fraction,verify_err,verify_tol",
@@ -55,6 +55,8 @@ cases=${POWERRET_AB_CASES:-"--op forward --b 1 --h 8 --d 64 --dtype bf16 --gated
 --op forward --b 8 --h 16 --d 64 --dtype bf16 --gated --t 8192 --deg 2
 --op decode --b 1 --h 8 --d 64 --dtype bf16 --gated --deg 2
 --op decode --b 64 --h 8 --d 64 --dtype bf16 --gated --deg 2 --graph"}
+# POWERRET_AB_UNCHECKED=1: every case with --unchecked (for diagnostic trees, bench/diag/diag_trees.sh)
+[ "${POWERRET_AB_UNCHECKED:-0}" = 1 ] && cases=$(sed '/^$/!s/$/ --unchecked/' <<< "$cases")
 bin="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/powerret-bench"
 : > "$out/ab.txt"
 for round in $(seq "$rounds"); do
