@@ -2,12 +2,12 @@
 # d = 128 probe (one device call, ~3 min; session 17): a full build, then p = 2, bf16, gated forwards at d = 128:
 # 16k over h = 1, 2, 4, 8 (72 state walks per head, one per SM: 0.55 .. 4.4 waves; skipped with
 # POWERRET_D128_QUICK=1), 64k h = 8 at chunk 128 and 256, and ncu (launch stats, speed of light) of each kernel
-# alone at 64k h = 8. Writes OUT_DIR/build.log and OUT_DIR/ncu128.txt; prints the rest.
+# alone at 64k h = 8. Prints the numbers; build.log and ncu128.txt leave in OUT_DIR/d128_probe.tar.gz (common.sh).
 #   bash bench/diag/d128_probe.sh OUT_DIR
 set -u
-out=${1:?usage: bench/diag/d128_probe.sh OUT_DIR}
-mkdir -p "$out"
-cd "$(dirname "$0")/../.."
+top=${1:?usage: bench/diag/d128_probe.sh OUT_DIR}
+name=d128_probe
+source "$(dirname "$0")/common.sh"
 if compgen -G ".whl/*.whl" > /dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site
@@ -15,7 +15,6 @@ fi
 POWERRET_CUDA=ON POWERRET_INSTANTIATIONS=full python3 -m pip install -q --no-build-isolation --no-deps . \
   -C build-dir=/tmp/powerret-build-d128 > "$out/build.log" 2>&1
 echo "build rc=$? at $SECONDS s"
-bin="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/powerret-bench"
 case="--op forward --b 1 --d 128 --dtype bf16 --gated --deg 2"
 run() {  # label, then powerret-bench arguments: median, min, max (us), TFLOP/s
   local label=$1; shift
